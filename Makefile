@@ -1,0 +1,28 @@
+PY := .venv/bin/python
+STAMP := .venv/.installed
+
+.PHONY: run test test-all bench lint clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m nmm.demo --out results
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ''
+
+bench: $(STAMP)
+	$(PY) benchmarks/poisson_vs_skfem.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check nmm nmm_nn experiments tests benchmarks
+
+clean:
+	rm -rf .venv results .pytest_cache

@@ -1,0 +1,180 @@
+"""Mathematical covers: patches (node stars) with partition-of-unity weights.
+
+A mathematical cover never follows the domain: it covers a box around it. Its cells carry the PU
+weights: barycentric hats on triangles (``"triangle"``), bilinear hats on axis-aligned rectangles
+(``"quad"``), linear hats on intervals (``"interval"``). The patch of node i is the union of the cells
+around i (its star); its weight is the hat of node i, so the weights sum to one everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+
+from .geometry import Domain
+
+KINDS = ("interval", "triangle", "quad")
+
+
+@dataclass(frozen=True, eq=False)
+class MathCover:
+    """A mathematical cover.
+
+    Attributes:
+        kind: ``"interval" | "triangle" | "quad"``.
+        nodes: ``(n_nodes, dim)`` patch nodes.
+        cells: ``(n_cells, n_v)`` node indices of each cell, counter-clockwise in 2D.
+        h: characteristic cell size (largest cell edge).
+        node_scale: ``(n_nodes,)`` half-width of each patch (max-norm distance from the node to its
+            star), the length scale of the patch-local coordinates of cover functions.
+        cell_data: ``(n_cells, k)`` per-cell numbers that the weight functions need: the inverse
+            barycentric map (triangle, 9 numbers), or lower corner and size (quad 4, interval 2).
+    """
+
+    kind: str
+    nodes: np.ndarray
+    cells: np.ndarray
+    h: float
+    node_scale: np.ndarray
+    cell_data: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return self.nodes.shape[1]
+
+    @property
+    def n_vertices(self) -> int:
+        """Vertices (hence PU weights) per cell."""
+        return self.cells.shape[1]
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def intervals(cls, dom: Domain, n: int | None = None, nodes=None) -> MathCover:
+        """1D cover: ``n`` uniform cells on the domain's interval, or the given sorted ``nodes``."""
+        _check_dim(dom, 1, "intervals")
+        a, b = dom.outer
+        if nodes is None:
+            if n is None or int(n) != n or n < 1:
+                raise ValueError(f"n must be a positive integer, got {n!r}")
+            x = np.linspace(a, b, int(n) + 1)
+        else:
+            x = np.asarray(nodes, dtype=float).reshape(-1)
+            if x.size < 2 or not np.all(np.isfinite(x)) or np.any(np.diff(x) <= 0):
+                raise ValueError(f"nodes must be finite and strictly increasing, got {x.tolist()}")
+            if x[0] > a or x[-1] < b:
+                raise ValueError(f"nodes span [{x[0]}, {x[-1]}] which does not cover [{a}, {b}]")
+        cells = np.stack([np.arange(len(x) - 1), np.arange(1, len(x))], axis=1)
+        return cls._build("interval", x[:, None], cells)
+
+    @classmethod
+    def triangles(cls, dom: Domain, h: float, offset=(0.0, 0.0)) -> MathCover:
+        """Structured triangle cover of the domain's bounding box, squares of side ``h`` cut by
+        their rising diagonal. ``offset`` (fractions of h, in [0, 1)) shifts the lattice."""
+        x, y = _lattice(dom, h, offset, "triangles")
+        nx, ny = len(x), len(y)
+        idx = np.arange(nx * ny).reshape(ny, nx)
+        n00, n10 = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel()
+        n01, n11 = idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
+        cells = np.concatenate([np.stack([n00, n10, n11], 1), np.stack([n00, n11, n01], 1)])
+        xx, yy = np.meshgrid(x, y)
+        return cls._build("triangle", np.stack([xx.ravel(), yy.ravel()], 1), cells)
+
+    @classmethod
+    def grid(cls, dom: Domain, h: float, offset=(0.0, 0.0)) -> MathCover:
+        """Rectangular grid cover (bilinear weights) of the bounding box, cells of side ``h``."""
+        x, y = _lattice(dom, h, offset, "grid")
+        nx, ny = len(x), len(y)
+        idx = np.arange(nx * ny).reshape(ny, nx)
+        cells = np.stack(
+            [idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, 1:].ravel(), idx[1:, :-1].ravel()],
+            axis=1,
+        )
+        xx, yy = np.meshgrid(x, y)
+        return cls._build("quad", np.stack([xx.ravel(), yy.ravel()], 1), cells)
+
+    @classmethod
+    def from_mesh(cls, points, triangles) -> MathCover:
+        """Cover from a user triangulation (points ``(n, 2)``, triangles ``(m, 3)`` indices)."""
+        pts = np.asarray(points, dtype=float)
+        tri = np.asarray(triangles)
+        if pts.ndim != 2 or pts.shape[1] != 2 or not np.all(np.isfinite(pts)):
+            raise ValueError(f"points must be a finite (n, 2) array, got shape {pts.shape}")
+        if tri.ndim != 2 or tri.shape[1] != 3 or not np.issubdtype(tri.dtype, np.integer):
+            raise ValueError(f"triangles must be an integer (m, 3) array, got {tri.shape} {tri.dtype}")
+        if tri.min() < 0 or tri.max() >= len(pts):
+            raise ValueError(
+                f"triangles index points out of range [0, {len(pts)}): min {tri.min()}, "
+                f"max {tri.max()}"
+            )
+        p = pts[tri]
+        area2 = (p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1]) - (
+            p[:, 1, 1] - p[:, 0, 1]
+        ) * (p[:, 2, 0] - p[:, 0, 0])
+        if np.any(np.abs(area2) <= 1e-14 * np.max(np.abs(area2))):
+            bad = int(np.argmin(np.abs(area2)))
+            raise ValueError(f"triangles[{bad}] = {tri[bad].tolist()} is degenerate (zero area)")
+        tri = np.where(area2[:, None] > 0, tri, tri[:, [0, 2, 1]])
+        return cls._build("triangle", pts, tri.astype(np.int64))
+
+    @classmethod
+    def _build(cls, kind: str, nodes: np.ndarray, cells: np.ndarray) -> MathCover:
+        v = nodes[cells]  # (n_cells, n_v, dim)
+        edges = np.roll(v, -1, axis=1) - v
+        h = float(np.max(np.linalg.norm(edges, axis=-1)))
+        scale = np.zeros(len(nodes))
+        spread = np.max(np.abs(v[:, None, :, :] - v[:, :, None, :]), axis=(2, 3))  # (n_cells, n_v)
+        np.maximum.at(scale, cells.ravel(), spread.ravel())
+        if kind == "triangle":
+            m = np.concatenate([np.swapaxes(v, 1, 2), np.ones((len(cells), 1, 3))], axis=1)
+            data = np.linalg.inv(m).reshape(len(cells), 9)
+        else:
+            lo, hi = v.min(axis=1), v.max(axis=1)
+            data = np.concatenate([lo, hi - lo], axis=1)
+        return cls(kind, nodes, cells.astype(np.int64), h, scale, data)
+
+
+def cell_weights(kind: str, cell_data, x):
+    """PU weights (n_v,) and gradients (n_v, dim) of one cell at one point; see MathCover."""
+    if kind == "triangle":
+        b = cell_data.reshape(3, 3)
+        return b[:, :2] @ x + b[:, 2], b[:, :2]
+    dim = x.shape[0]
+    lo, size = cell_data[:dim], cell_data[dim:]
+    s = (x - lo) / size
+    if kind == "interval":
+        w = jnp.stack([1.0 - s[0], s[0]])
+        return w, jnp.stack([-1.0 / size, 1.0 / size])
+    sx, sy = s[0], s[1]
+    w = jnp.stack([(1 - sx) * (1 - sy), sx * (1 - sy), sx * sy, (1 - sx) * sy])
+    dwx = jnp.stack([-(1 - sy), 1 - sy, sy, -sy]) / size[0]
+    dwy = jnp.stack([-(1 - sx), -sx, sx, 1 - sx]) / size[1]
+    return w, jnp.stack([dwx, dwy], axis=-1)
+
+
+def _check_dim(dom: Domain, dim: int, name: str) -> None:
+    if not isinstance(dom, Domain):
+        raise TypeError(f"dom must be an nmm.Domain, got {type(dom).__name__}")
+    if dom.dim != dim:
+        raise ValueError(f"MathCover.{name} needs a {dim}D domain, got a {dom.dim}D domain")
+
+
+def _lattice(dom: Domain, h, offset, name: str):
+    _check_dim(dom, 2, name)
+    h = float(h)
+    lo, hi = dom.bounds
+    extent = hi - lo
+    if not np.isfinite(h) or h <= 0:
+        raise ValueError(f"h must be a positive number, got {h!r}")
+    if h > extent.max():
+        raise ValueError(f"h={h!r} is larger than the domain (bounding box {extent.tolist()})")
+    off = np.asarray(offset, dtype=float)
+    if off.shape != (2,) or np.any(off < 0) or np.any(off >= 1):
+        raise ValueError(f"offset must be two fractions in [0, 1), got {offset!r}")
+    start = lo - off * h
+    n = np.maximum(1, np.ceil((hi - start) / h - 1e-9)).astype(int)
+    axes = [start[k] + h * np.arange(n[k] + 1) for k in range(2)]
+    return axes[0], axes[1]
+

@@ -1,0 +1,190 @@
+"""ManifoldSpace: physical covers × cover functions, as fixed-shape arrays ready for JAX.
+
+Everything geometric is computed once here on the host (``topology.cut``); the result is an
+``equinox.Module`` whose array fields are JAX arrays, so a space passes through ``jit``/``vmap``
+like any pytree, and changing data on it never re-cuts the geometry or recompiles.
+
+Unknowns: cover c carries ``n_terms`` cover-function coefficients, numbered ``c * n_terms + t``.
+On element e the local basis is ``w_k(x) ψ_t((x - x_c) / s_c)`` for the cell's vertices k (cover
+``c = elem_covers[e, k]``) and the terms t, flattened as ``k * n_terms + t``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import basis as _basis
+from .covers import MathCover, cell_weights
+from .geometry import Domain
+from .locate import Locator, build
+from .quadrature import map_segments, map_triangles
+from .topology import Topology, cut
+
+
+@dataclass(frozen=True, eq=False)
+class HostData:
+    """Host-side (numpy/shapely) facts about a space; hashed by identity so it can be static."""
+
+    cover: MathCover
+    domain: Domain
+    topology: Topology
+    block_indptr: np.ndarray  # CSR structure of the cover-pair block matrix
+    block_indices: np.ndarray
+
+
+class ManifoldSpace(eqx.Module):
+    """The NMM approximation space on a domain.
+
+    Args:
+        cover: a :class:`MathCover`.
+        domain: the :class:`Domain` that cuts it.
+        degree: cover-function order p >= 0.
+        basis: ``"polynomial"`` (Legendre, total degree <= p) or ``"fourier"``.
+        quad_degree: polynomial degree integrated exactly on every element; by default the degree
+            of a mass-matrix integrand plus 2 (so p-th order sources are integrated exactly too).
+
+    Array fields (JAX): per element ``elem_cell_data``, ``elem_dofs (n_elem, n_loc)``,
+    ``elem_center (n_elem, n_v, dim)``, ``elem_scale (n_elem, n_v)``, ``elem_h (n_elem,)``,
+    ``elem_blocks (n_elem, n_v, n_v)`` (index of each cover pair in the block matrix); volume
+    quadrature ``q_points (n_s, n_q, dim)``, ``q_weights (n_s, n_q)``, ``q_elem (n_s,)``; boundary
+    quadrature ``b_points (n_b, n_qb, dim)``, ``b_weights``, ``b_elem``, ``b_normal (n_b, dim)``,
+    ``b_crack (n_b,)``; block rows/cols ``block_rows, block_cols (n_blocks,)``.
+    """
+
+    dim: int = eqx.field(static=True)
+    degree: int = eqx.field(static=True)
+    basis: str = eqx.field(static=True)
+    kind: str = eqx.field(static=True)
+    n_terms: int = eqx.field(static=True)
+    n_covers: int = eqx.field(static=True)
+    quad_degree: int = eqx.field(static=True)
+    host: HostData = eqx.field(static=True)
+
+    elem_cell_data: jax.Array
+    elem_dofs: jax.Array
+    elem_center: jax.Array
+    elem_scale: jax.Array
+    elem_h: jax.Array
+    elem_blocks: jax.Array
+    q_points: jax.Array
+    q_weights: jax.Array
+    q_elem: jax.Array
+    b_points: jax.Array
+    b_weights: jax.Array
+    b_elem: jax.Array
+    b_normal: jax.Array
+    b_crack: jax.Array
+    block_rows: jax.Array
+    block_cols: jax.Array
+    locator: Locator
+
+    def __init__(
+        self,
+        cover: MathCover,
+        domain: Domain,
+        degree: int = 1,
+        basis: str = "polynomial",
+        quad_degree: int | None = None,
+    ):
+        if not isinstance(cover, MathCover):
+            raise TypeError(f"cover must be an nmm.MathCover, got {type(cover).__name__}")
+        if not isinstance(domain, Domain):
+            raise TypeError(f"domain must be an nmm.Domain, got {type(domain).__name__}")
+        if isinstance(degree, bool) or not isinstance(degree, int | np.integer) or degree < 0:
+            raise ValueError(f"degree must be an integer >= 0, got {degree!r}")
+        if basis not in _basis.BASES:
+            raise ValueError(f"basis must be one of {_basis.BASES}, got {basis!r}")
+        wdeg = 2 if cover.kind == "quad" else 1
+        if quad_degree is None:
+            quad_degree = 2 * (int(degree) + wdeg) + (2 if basis == "polynomial" else 6)
+        if int(quad_degree) != quad_degree or quad_degree < 0:
+            raise ValueError(f"quad_degree must be an integer >= 0, got {quad_degree!r}")
+        topo = cut(cover, domain)
+        nt = _basis.n_terms(cover.dim, int(degree), basis)
+        n_v = cover.n_vertices
+        self.dim, self.degree, self.basis, self.kind = cover.dim, int(degree), basis, cover.kind
+        self.n_terms, self.n_covers, self.quad_degree = nt, topo.n_cover, int(quad_degree)
+
+        cells = cover.cells[topo.elem_cell]
+        dofs = topo.elem_covers[:, :, None] * nt + np.arange(nt)
+        # block structure: unique (cover_i, cover_j) pairs over all elements, in CSR order
+        ci = np.repeat(topo.elem_covers, n_v, axis=1).reshape(-1)
+        cj = np.tile(topo.elem_covers, (1, n_v)).reshape(-1)
+        keys, inv = np.unique(ci.astype(np.int64) * topo.n_cover + cj, return_inverse=True)
+        rows, cols = keys // topo.n_cover, keys % topo.n_cover
+        indptr = np.searchsorted(rows, np.arange(topo.n_cover + 1))
+        v = cover.nodes[cells]
+        elem_h = np.max(np.linalg.norm(np.roll(v, -1, axis=1) - v, axis=-1), axis=1)
+
+        if cover.dim == 1:  # elements are intervals; boundary "integrals" are point values
+            qp, qw = map_segments(topo.simplices, self.quad_degree)
+            bp, bw = topo.bnd[:, :1], np.ones((len(topo.bnd), 1))
+        else:
+            qp, qw = map_triangles(topo.simplices, self.quad_degree)
+            bp, bw = map_segments(topo.bnd, self.quad_degree)
+
+        self.host = HostData(cover, domain, topo, indptr, cols)
+        self.elem_cell_data = jnp.asarray(cover.cell_data[topo.elem_cell])
+        self.elem_dofs = jnp.asarray(dofs.reshape(len(cells), n_v * nt))
+        self.elem_center = jnp.asarray(cover.nodes[cells])
+        self.elem_scale = jnp.asarray(cover.node_scale[cells])
+        self.elem_h = jnp.asarray(elem_h)
+        self.elem_blocks = jnp.asarray(inv.reshape(len(cells), n_v, n_v))
+        self.q_points, self.q_weights = jnp.asarray(qp), jnp.asarray(qw)
+        self.q_elem = jnp.asarray(topo.simplex_elem)
+        self.b_points, self.b_weights = jnp.asarray(bp), jnp.asarray(bw)
+        self.b_elem = jnp.asarray(topo.bnd_elem)
+        self.b_normal = jnp.asarray(topo.bnd_normal)
+        self.b_crack = jnp.asarray(topo.bnd_crack)
+        self.block_rows, self.block_cols = jnp.asarray(rows), jnp.asarray(cols)
+        self.locator = build(cover, topo)
+
+    # ------------------------------------------------------------------ sizes
+
+    @property
+    def n_dofs(self) -> int:
+        """Number of unknowns: physical covers × cover-function terms."""
+        return self.n_covers * self.n_terms
+
+    @property
+    def n_elements(self) -> int:
+        return self.host.topology.n_elem
+
+    @property
+    def n_local(self) -> int:
+        """Basis functions per element: cell vertices × terms."""
+        return self.elem_dofs.shape[1]
+
+    @property
+    def domain(self) -> Domain:
+        return self.host.domain
+
+    @property
+    def cover(self) -> MathCover:
+        return self.host.cover
+
+    def __repr__(self) -> str:
+        return (
+            f"ManifoldSpace(dim={self.dim}, kind={self.kind!r}, degree={self.degree}, "
+            f"basis={self.basis!r}, covers={self.n_covers}, elements={self.n_elements}, "
+            f"dofs={self.n_dofs})"
+        )
+
+    # ------------------------------------------------------------------ basis (one point)
+
+    def local_basis(self, elem, x):
+        """Local basis values ``(n_loc,)`` and gradients ``(n_loc, dim)`` at point ``x`` of element
+        ``elem`` (both traced scalars / arrays; vmap for many points)."""
+        w, dw = cell_weights(self.kind, self.elem_cell_data[elem], x)
+        center, scale = self.elem_center[elem], self.elem_scale[elem]
+        xi = (x[None, :] - center) / scale[:, None]
+        psi, dpsi = jax.vmap(lambda z: _basis.cover_functions(z, self.degree, self.basis))(xi)
+        dpsi = dpsi / scale[:, None, None]
+        phi = w[:, None] * psi
+        dphi = dw[:, None, :] * psi[..., None] + w[:, None, None] * dpsi
+        return phi.reshape(-1), dphi.reshape(-1, self.dim)

@@ -1,0 +1,387 @@
+"""Cutting a mathematical cover by the domain and its cracks (host side, numpy + shapely).
+
+Produces the manifold elements (connected pieces of cover cells ∩ domain, split by cracks), the
+physical covers (connected pieces of each patch ∩ domain minus cracks), an exact triangulation of
+every element for quadrature, and the boundary and crack-face pieces of every element.
+
+Only cells that the boundary or a crack touches go through shapely; the (many) cells strictly inside
+the domain are handled with vectorised numpy, which keeps 1e5-cell covers to a few seconds.
+
+Physical covers are found as connected components of a graph whose vertices are (node, element)
+incidences: two elements of the same patch are joined when they share a piece of a cover edge of
+positive length that is not on a crack. A crack that ends inside a patch therefore leaves the patch
+in one piece, as in Shi (1991).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from shapely.geometry import Polygon
+from shapely.ops import polygonize, unary_union
+
+from .covers import MathCover
+from .geometry import Domain
+
+_REL_TOL = 1e-9  # geometric tolerance, relative to the cover size h
+
+
+@dataclass(frozen=True, eq=False)
+class Topology:
+    """Manifold elements and physical covers of a cover cut by a domain.
+
+    Attributes:
+        elem_cell: ``(n_elem,)`` mathematical cell of each element.
+        elem_covers: ``(n_elem, n_v)`` physical cover attached to each vertex of the element's cell.
+        elem_cut: ``(n_elem,)`` True where the element is not the whole cell.
+        elem_geom: per element a shapely Polygon (2D) or an ``(x0, x1)`` pair (1D).
+        cover_node: ``(n_cover,)`` mathematical node (patch) of each physical cover.
+        simplices: ``(n_s, dim + 1, dim)`` exact triangulation (2D) / intervals (1D) of the elements.
+        simplex_elem: ``(n_s,)`` element of each simplex.
+        bnd: ``(n_b, 2, dim)`` boundary pieces: segments (2D) or points repeated twice (1D).
+        bnd_elem: ``(n_b,)`` element that owns each boundary piece.
+        bnd_normal: ``(n_b, dim)`` outward unit normal of the element on that piece.
+        bnd_crack: ``(n_b,)`` True for crack faces, False for the domain boundary.
+    """
+
+    elem_cell: np.ndarray
+    elem_covers: np.ndarray
+    elem_cut: np.ndarray
+    elem_geom: list
+    cover_node: np.ndarray
+    simplices: np.ndarray
+    simplex_elem: np.ndarray
+    bnd: np.ndarray
+    bnd_elem: np.ndarray
+    bnd_normal: np.ndarray
+    bnd_crack: np.ndarray
+
+    @property
+    def n_elem(self) -> int:
+        return len(self.elem_cell)
+
+    @property
+    def n_cover(self) -> int:
+        return len(self.cover_node)
+
+
+def cut(mc: MathCover, dom: Domain) -> Topology:
+    """Cut the mathematical cover ``mc`` by the domain ``dom``."""
+    if mc.dim != dom.dim:
+        raise ValueError(f"cover is {mc.dim}D but domain is {dom.dim}D")
+    return _cut_1d(mc, dom) if dom.dim == 1 else _cut_2d(mc, dom)
+
+
+def _physical_covers(cells: np.ndarray, elem_cell: np.ndarray, joins: list[np.ndarray]):
+    """Connected components of (node, element) incidences.
+
+    Args:
+        cells: ``(n_cells, n_v)`` node indices of the cover cells.
+        elem_cell: ``(n_elem,)``.
+        joins: arrays of rows ``(node, elem_a, elem_b)``: elements a and b are connected within the
+            patch of ``node``.
+
+    Returns:
+        ``elem_covers (n_elem, n_v)`` and ``cover_node (n_cover,)``.
+    """
+    n_elem, n_v = len(elem_cell), cells.shape[1]
+    inc_node = cells[elem_cell]  # (n_elem, n_v): incidence id = e * n_v + k
+    j = np.concatenate(joins) if joins else np.zeros((0, 3), np.int64)
+    if len(j):
+        # local slot k of `node` in the cells of elem_a and elem_b
+        ka = np.argmax(cells[elem_cell[j[:, 1]]] == j[:, :1], axis=1)
+        kb = np.argmax(cells[elem_cell[j[:, 2]]] == j[:, :1], axis=1)
+        ia, ib = j[:, 1] * n_v + ka, j[:, 2] * n_v + kb
+    else:
+        ia = ib = np.zeros(0, np.int64)
+    n_inc = n_elem * n_v
+    graph = coo_matrix((np.ones(len(ia)), (ia, ib)), shape=(n_inc, n_inc))
+    _, labels = connected_components(graph, directed=False)
+    _, first, cover_of_inc = np.unique(labels, return_index=True, return_inverse=True)
+    cover_node = inc_node.reshape(-1)[first]
+    # renumber covers by node so that a node's covers are contiguous (nicer sparsity)
+    order = np.argsort(cover_node, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[cover_of_inc].reshape(n_elem, n_v), cover_node[order]
+
+
+# --------------------------------------------------------------------------------------------- 1D
+
+
+def _cut_1d(mc: MathCover, dom: Domain) -> Topology:
+    a, b = dom.outer
+    x = mc.nodes[:, 0]
+    cells = mc.cells
+    tol = _REL_TOL * mc.h
+    pieces = []  # (cell, x0, x1)
+    for c, (i0, i1) in enumerate(cells):
+        lo, hi = max(x[i0], a), min(x[i1], b)
+        if hi - lo <= tol:
+            continue
+        cuts = [lo] + [p for p in dom.cracks if lo + tol < p < hi - tol] + [hi]
+        pieces += [(c, cuts[k], cuts[k + 1]) for k in range(len(cuts) - 1)]
+    if not pieces:
+        raise ValueError("cover does not overlap the domain")
+    elem_cell = np.array([p[0] for p in pieces])
+    x0 = np.array([p[1] for p in pieces])
+    x1 = np.array([p[2] for p in pieces])
+    covered = np.sum(x1 - x0)
+    if abs(covered - (b - a)) > 1e-9 * (b - a):
+        raise ValueError(
+            f"cover does not cover the domain: covers length {covered:g} of {b - a:g}"
+        )
+    cracks = np.array(dom.cracks)
+    # consecutive elements touch at x1[e] == x0[e+1]; joined unless that point is a crack
+    touch = np.abs(x1[:-1] - x0[1:]) <= tol
+    on_crack = (
+        np.any(np.abs(x1[:-1, None] - cracks[None]) <= tol, axis=1)
+        if len(cracks)
+        else np.zeros(len(touch), bool)
+    )
+    ea = np.nonzero(touch & ~on_crack)[0]
+    eb = ea + 1
+    # the shared point belongs to the patch of every node common to both cells
+    joins = []
+    for k in range(2):
+        node = cells[elem_cell[ea], k]
+        common = np.any(cells[elem_cell[eb]] == node[:, None], axis=1)
+        joins.append(np.stack([node[common], ea[common], eb[common]], axis=1))
+    elem_covers, cover_node = _physical_covers(cells, elem_cell, joins)
+    # boundary pieces: the domain ends and both faces of each crack point
+    bpts, belem, bnorm, bcrack = [], [], [], []
+    for e in range(len(x0)):
+        for xe, sgn in ((x0[e], -1.0), (x1[e], 1.0)):
+            is_end = abs(xe - (a if sgn < 0 else b)) <= tol
+            is_crack = len(cracks) > 0 and np.min(np.abs(cracks - xe)) <= tol
+            if is_end or is_crack:
+                bpts.append(xe)
+                belem.append(e)
+                bnorm.append(sgn)
+                bcrack.append(bool(is_crack and not is_end))
+    bpts = np.array(bpts)
+    return Topology(
+        elem_cell=elem_cell,
+        elem_covers=elem_covers,
+        elem_cut=(np.abs(x0 - x[cells[elem_cell, 0]]) > tol)
+        | (np.abs(x1 - x[cells[elem_cell, 1]]) > tol),
+        elem_geom=list(zip(x0, x1, strict=True)),
+        cover_node=cover_node,
+        simplices=np.stack([x0, x1], axis=1)[:, :, None],
+        simplex_elem=np.arange(len(x0)),
+        bnd=np.stack([bpts, bpts], axis=1)[:, :, None],
+        bnd_elem=np.array(belem, dtype=np.int64),
+        bnd_normal=np.array(bnorm)[:, None],
+        bnd_crack=np.array(bcrack, dtype=bool),
+    )
+
+
+# --------------------------------------------------------------------------------------------- 2D
+
+
+def _split_cell(piece, cracks) -> list[Polygon]:
+    """Faces of (cell ∩ domain) split by cracks; dangling crack ends do not split."""
+    if cracks is None or not piece.intersects(cracks):
+        return list(shapely.get_parts(piece))
+    lines = unary_union([piece.boundary, cracks.intersection(piece)])
+    faces = [f for f in polygonize(lines) if piece.covers(f.representative_point())]
+    return faces
+
+
+def _cell_edges(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unique cover edges with the (one or two) cells that share them.
+
+    Returns ``edges (n_edge, 2)`` (sorted node pairs) and ``edge_cells (n_edge, 2)`` (-1 if none).
+    """
+    n_cells, n_v = cells.shape
+    pairs = np.stack([cells, np.roll(cells, -1, axis=1)], axis=-1).reshape(-1, 2)
+    pairs = np.sort(pairs, axis=1)
+    owner = np.repeat(np.arange(n_cells), n_v)
+    edges, inv = np.unique(pairs, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    edge_cells = -np.ones((len(edges), 2), np.int64)
+    order = np.argsort(inv, kind="stable")
+    inv_s, owner_s = inv[order], owner[order]
+    first = np.r_[True, inv_s[1:] != inv_s[:-1]]
+    edge_cells[inv_s[first], 0] = owner_s[first]
+    edge_cells[inv_s[~first], 1] = owner_s[~first]
+    return edges, edge_cells
+
+
+def rings(poly: Polygon) -> list[np.ndarray]:
+    """Closed coordinate arrays of a polygon's exterior and holes."""
+    return [np.asarray(r.coords) for r in (poly.exterior, *poly.interiors)]
+
+
+def _intervals_on_edge(chains: list[np.ndarray], pa, pb, tol: float) -> list[tuple[float, float]]:
+    """Parameter intervals t in [0, 1] along edge pa->pb where the polylines ``chains`` lie on it."""
+    d = pb - pa
+    L2 = d @ d
+    normal = np.array([-d[1], d[0]]) / np.sqrt(L2)
+    out = []
+    for c in chains:
+        off = (c - pa) @ normal
+        on = np.abs(off) <= tol
+        t = (c - pa) @ d / L2
+        for k in range(len(c) - 1):
+            if on[k] and on[k + 1]:
+                lo, hi = sorted((t[k], t[k + 1]))
+                lo, hi = max(lo, 0.0), min(hi, 1.0)
+                if hi > lo:
+                    out.append((lo, hi))
+    return out
+
+
+def _overlap(ia, ib, ic) -> float:
+    """Length of (∪ia ∩ ∪ib) minus ∪ic, intervals in [0, 1]."""
+    total = 0.0
+    for a0, a1 in ia:
+        for b0, b1 in ib:
+            lo, hi = max(a0, b0), min(a1, b1)
+            if hi <= lo:
+                continue
+            length = hi - lo
+            for c0, c1 in ic:
+                length -= max(0.0, min(hi, c1) - max(lo, c0))
+            total += max(length, 0.0)
+    return total
+
+
+def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
+    cells, nodes = mc.cells, mc.nodes
+    n_cells, n_v = cells.shape
+    tol = _REL_TOL * mc.h
+    cell_polys = shapely.polygons(nodes[cells])
+    shape = dom.shape
+    shapely.prepare(shape)
+    cracks = dom.crack_lines
+    inside = shapely.contains_properly(shape, cell_polys)
+    if cracks is not None:
+        tree = shapely.STRtree(cell_polys)
+        hit = tree.query(cracks, predicate="intersects")
+        touched = np.zeros(n_cells, bool)
+        touched[hit] = True
+        inside &= ~touched
+    whole = np.nonzero(inside)[0]
+    cand = np.nonzero(~inside)[0]
+    cand = cand[shapely.intersects(shape, cell_polys[cand])]
+    clipped = shapely.intersection(cell_polys[cand], shape)
+
+    # elements: whole cells first, then pieces of cut cells
+    elem_cell = [whole]
+    geoms: list = list(cell_polys[whole])
+    min_area = 1e-12 * mc.h**2
+    for c, piece in zip(cand, clipped, strict=True):
+        faces = [f for f in _split_cell(piece, cracks) if f.area > min_area]
+        geoms += [shapely.geometry.polygon.orient(f, 1.0) for f in faces]
+        elem_cell.append(np.full(len(faces), c))
+    elem_cell = np.concatenate(elem_cell).astype(np.int64)
+    n_whole = len(whole)
+    elem_cut = np.arange(len(elem_cell)) >= n_whole
+    if len(elem_cell) == 0:
+        raise ValueError("cover does not overlap the domain")
+    covered = shapely.area(np.asarray(geoms, dtype=object)).sum()
+    if abs(covered - shape.area) > 1e-9 * shape.area:
+        raise ValueError(
+            f"cover does not cover the domain: covers area {covered:.6g} of {shape.area:.6g}"
+        )
+
+    # ---- physical covers: join elements across shared cover edges
+    edges, edge_cells = _cell_edges(cells)
+    interior = edge_cells[:, 1] >= 0
+    edges, edge_cells = edges[interior], edge_cells[interior]
+    cell_first = -np.ones(n_cells, np.int64)  # first element of each cell (whole cells: the one)
+    cell_nelem = np.zeros(n_cells, np.int64)
+    np.add.at(cell_nelem, elem_cell, 1)
+    order = np.argsort(elem_cell, kind="stable")
+    starts = np.r_[0, np.cumsum(cell_nelem)[:-1]]
+    cell_first[cell_nelem > 0] = order[starts[cell_nelem > 0]]
+    is_whole = np.zeros(n_cells, bool)
+    is_whole[whole] = True
+    both_whole = is_whole[edge_cells[:, 0]] & is_whole[edge_cells[:, 1]]
+    ea = cell_first[edge_cells[both_whole, 0]]
+    eb = cell_first[edge_cells[both_whole, 1]]
+    joins = [np.stack([edges[both_whole, k], ea, eb], axis=1) for k in range(2)]
+    # the rest: at least one side cut, both sides present
+    mixed = ~both_whole & (cell_nelem[edge_cells[:, 0]] > 0) & (cell_nelem[edge_cells[:, 1]] > 0)
+    crack_chains = (
+        [np.asarray(ls.coords) for ls in shapely.get_parts(shapely.line_merge(cracks))]
+        if cracks is not None
+        else []
+    )
+    rows = []
+    for (na, nb), (c1, c2) in zip(edges[mixed], edge_cells[mixed], strict=True):
+        pa, pb = nodes[na], nodes[nb]
+        e1 = order[starts[c1] : starts[c1] + cell_nelem[c1]]
+        e2 = order[starts[c2] : starts[c2] + cell_nelem[c2]]
+        iv1, iv2 = (
+            [
+                _intervals_on_edge(rings(geoms[e]), pa, pb, tol) if elem_cut[e] else [(0.0, 1.0)]
+                for e in es
+            ]
+            for es in (e1, e2)
+        )
+        on_crack = _intervals_on_edge(crack_chains, pa, pb, tol)
+        for i, a in enumerate(e1):
+            for j, b in enumerate(e2):
+                if _overlap(iv1[i], iv2[j], on_crack) > 1e-7:
+                    rows += [(na, a, b), (nb, a, b)]
+    if rows:
+        joins.append(np.array(rows, dtype=np.int64))
+    elem_covers, cover_node = _physical_covers(cells, elem_cell, joins)
+
+    # ---- triangulation for quadrature: whole cells directly, cut elements by constrained Delaunay
+    if n_v == 3:
+        whole_tris = nodes[cells[whole]]
+    else:
+        q = nodes[cells[whole]]
+        whole_tris = np.concatenate([q[:, [0, 1, 2]], q[:, [0, 2, 3]]])
+    whole_tri_elem = np.arange(n_whole) if n_v == 3 else np.tile(np.arange(n_whole), 2)
+    tris, tri_elem = [whole_tris], [whole_tri_elem]
+    for e in range(n_whole, len(geoms)):
+        parts = shapely.get_parts(shapely.constrained_delaunay_triangles(geoms[e]))
+        t = np.stack([np.asarray(p.exterior.coords)[:3] for p in parts])
+        tris.append(t)
+        tri_elem.append(np.full(len(t), e))
+    simplices = np.concatenate(tris)
+    simplex_elem = np.concatenate(tri_elem)
+
+    # ---- boundary pieces of cut elements: on ∂Ω (outer or hole rings) or on a crack face
+    seg, seg_elem = [], []
+    for e in range(n_whole, len(geoms)):
+        g = geoms[e]
+        for c in rings(g):
+            seg.append(np.stack([c[:-1], c[1:]], axis=1))
+            seg_elem.append(np.full(len(c) - 1, e))
+    if seg:
+        seg = np.concatenate(seg)
+        seg_elem = np.concatenate(seg_elem)
+    else:
+        seg, seg_elem = np.zeros((0, 2, 2)), np.zeros(0, np.int64)
+    mid = shapely.points(0.5 * (seg[:, 0] + seg[:, 1]))
+    on_bnd = shapely.distance(shape.boundary, mid) <= tol
+    on_crk = (
+        shapely.distance(cracks, mid) <= tol if cracks is not None else np.zeros(len(seg), bool)
+    )
+    keep = on_bnd | on_crk
+    seg, seg_elem = seg[keep], seg_elem[keep]
+    d = seg[:, 1] - seg[:, 0]
+    normal = np.stack([d[:, 1], -d[:, 0]], axis=1) / np.linalg.norm(d, axis=1, keepdims=True)
+    return Topology(
+        elem_cell=elem_cell,
+        elem_covers=elem_covers,
+        elem_cut=elem_cut,
+        elem_geom=geoms,
+        cover_node=cover_node,
+        simplices=simplices,
+        simplex_elem=simplex_elem,
+        bnd=seg,
+        bnd_elem=seg_elem,
+        bnd_normal=normal,
+        bnd_crack=on_crk[keep] & ~on_bnd[keep],
+    )
+
