@@ -52,7 +52,8 @@ def poisson_system(space, problem: Poisson, params, dirichlet_mask, neumann_mask
     """Block data and rhs of the Poisson problem, Nitsche or penalty boundary terms included.
 
     Args:
-        dirichlet_mask, neumann_mask: ``(n_b,)`` float masks over the space's boundary pieces.
+        dirichlet_mask, neumann_mask: ``(n_b,)`` float masks over the space's boundary pieces
+            (Neumann data on crack faces comes from ``problem.crack_neumann`` and ``space.b_crack``).
     """
     # volume terms
     elems, pts, w = space.q_elem, space.q_points, space.q_weights
@@ -86,9 +87,13 @@ def poisson_system(space, problem: Poisson, params, dirichlet_mask, neumann_mask
             br = br - jnp.einsum("sq,sqi->si", wd * kb * g, dn)
         data = data + scatter_matrix(space, be, bl)
         rhs = rhs + scatter_vector(space, be, br)
-    if problem.neumann is not None:
-        wn = space.b_weights * neumann_mask[:, None]
-        nq = jnp.broadcast_to(normal[:, None, :], bp.shape)
-        hq = evaluate(problem.neumann, bp, params, nq)
-        rhs = rhs + scatter_vector(space, be, jnp.einsum("sq,sqi->si", wn * hq, phib))
+    nq = jnp.broadcast_to(normal[:, None, :], bp.shape)
+    for flux, mask in (
+        (problem.neumann, neumann_mask),
+        (problem.crack_neumann, space.b_crack.astype(bp.dtype)),
+    ):
+        if flux is not None:
+            wn = space.b_weights * mask[:, None]
+            hq = evaluate(flux, bp, params, nq)
+            rhs = rhs + scatter_vector(space, be, jnp.einsum("sq,sqi->si", wn * hq, phib))
     return data, rhs

@@ -39,7 +39,8 @@ class SolverOptions(eqx.Module):
         eps: diagonal perturbation of the unit-diagonal matrix before factoring.
         rtol: refinement stops when the energy norm of a correction falls below rtol times that of
             the solution; CG stops at this relative residual.
-        max_iter: refinement steps (direct) or CG iterations.
+        max_iter: refinement steps (direct, default 20) or CG iterations (default 20 n_dofs^(1/2)
+            + 1000).
         condition: also estimate the 1-norm condition number of the factored matrix (direct only;
             costs a few extra solves).
     """
@@ -47,7 +48,7 @@ class SolverOptions(eqx.Module):
     method: str = eqx.field(static=True, default="direct")
     eps: float = eqx.field(static=True, default=1e-12)
     rtol: float = eqx.field(static=True, default=1e-11)
-    max_iter: int = eqx.field(static=True, default=20)
+    max_iter: int | None = eqx.field(static=True, default=None)
     condition: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
@@ -57,7 +58,7 @@ class SolverOptions(eqx.Module):
             raise ValueError(f"eps must be in [0, 1), got {self.eps!r}")
         if not (0 < self.rtol < 1):
             raise ValueError(f"rtol must be in (0, 1), got {self.rtol!r}")
-        if int(self.max_iter) != self.max_iter or self.max_iter < 1:
+        if self.max_iter is not None and (int(self.max_iter) != self.max_iter or self.max_iter < 1):
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
 
 
@@ -111,7 +112,7 @@ class _Factored:
         norm = np.linalg.norm(rhs)
         x = np.zeros_like(rhs)
         r, it, res = rhs, 0, 0.0
-        while norm > 0 and it < self.opts.max_iter:
+        while norm > 0 and it < (self.opts.max_iter or 20):
             dx = self.lu.solve(r)
             x = x + dx
             ax = self.a @ x
@@ -212,7 +213,8 @@ def _cg(space, data, b, opts: SolverOptions):
         rb = r.reshape(-1, nt) * s
         return (s * jnp.einsum("cij,cj->ci", inv_blocks, rb)).reshape(-1)
 
-    x, _ = jax.scipy.sparse.linalg.cg(matvec, b, tol=opts.rtol, maxiter=opts.max_iter, M=precond)
+    maxiter = opts.max_iter or int(20 * np.sqrt(b.shape[0])) + 1000
+    x, _ = jax.scipy.sparse.linalg.cg(matvec, b, tol=opts.rtol, maxiter=maxiter, M=precond)
     bn = jnp.linalg.norm(b)
     res = jnp.linalg.norm(matvec(x) - b) / jnp.where(bn > 0, bn, 1.0)
     stats = jnp.stack([res, jnp.asarray(-1.0, b.dtype), jnp.asarray(-1.0, b.dtype)])

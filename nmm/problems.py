@@ -38,13 +38,17 @@ class Poisson(eqx.Module):
         dirichlet: g, a callable (or number), or None for no Dirichlet boundary.
         neumann: h(x, n) (or h(x, n, params)), the outward flux k ∂u/∂n, on the boundary that is
             not Dirichlet; None means zero flux there.
+        crack_neumann: h(x, n) on crack faces (each face with its own outward normal); None means
+            traction-free faces (zero flux), the usual crack.
         dirichlet_on: None (all of ∂Ω, cracks excluded) or a numpy-vectorised callable
             ``mask(points (m, dim)) -> bool (m,)`` evaluated at boundary-piece midpoints.
         bc: ``"nitsche"`` (consistent, default) or ``"penalty"`` (classic NMM).
         penalty: β0; the boundary penalty is β0 (p + w)² k / h with p the cover-function order, w the
-            weight degree and h the cell size. Defaults: 10 for Nitsche, 1e8 for penalty.
+            weight degree and h the cell size. Defaults: 100 for Nitsche (large enough for covers cut to slivers at high p), 1e8 for
+            penalty.
 
-    Crack faces are free (zero flux) boundaries: u may jump across a crack.
+    Crack faces are free (zero flux) boundaries unless crack_neumann is given: u may jump across
+    a crack.
     """
 
     k: object = eqx.field(static=True, default=1.0)
@@ -52,6 +56,7 @@ class Poisson(eqx.Module):
     f: object = eqx.field(static=True, default=0.0)
     dirichlet: object = eqx.field(static=True, default=None)
     neumann: object = eqx.field(static=True, default=None)
+    crack_neumann: object = eqx.field(static=True, default=None)
     dirichlet_on: Callable | None = eqx.field(static=True, default=None)
     bc: str = eqx.field(static=True, default="nitsche")
     penalty: float | None = eqx.field(static=True, default=None)
@@ -60,8 +65,10 @@ class Poisson(eqx.Module):
         for name in ("k", "c", "f"):
             _check_data(getattr(self, name), name, allow_none=False)
         _check_data(self.dirichlet, "dirichlet", allow_none=True)
-        if self.neumann is not None and not callable(self.neumann):
-            raise TypeError(f"neumann must be a callable h(x, n), got {type(self.neumann).__name__}")
+        for name in ("neumann", "crack_neumann"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise TypeError(f"{name} must be a callable h(x, n), got {type(value).__name__}")
         if self.dirichlet_on is not None and not callable(self.dirichlet_on):
             raise TypeError("dirichlet_on must be a callable mask(points) -> bool array")
         if self.bc not in BCS:
@@ -77,7 +84,7 @@ class Poisson(eqx.Module):
     def beta0(self) -> float:
         if self.penalty is not None:
             return float(self.penalty)
-        return 10.0 if self.bc == "nitsche" else 1e8
+        return 100.0 if self.bc == "nitsche" else 1e8
 
 
 def evaluate(fn, points, params, *extra):

@@ -21,7 +21,7 @@ import numpy as np
 import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from shapely.geometry import Polygon
+from shapely.geometry import LineString, MultiLineString, Polygon
 from shapely.ops import polygonize, unary_union
 
 from .covers import MathCover
@@ -183,13 +183,32 @@ def _cut_1d(mc: MathCover, dom: Domain) -> Topology:
 # --------------------------------------------------------------------------------------------- 2D
 
 
-def _split_cell(piece, cracks) -> list[Polygon]:
-    """Faces of (cell ∩ domain) split by cracks; dangling crack ends do not split."""
-    if cracks is None or not piece.intersects(cracks):
+def _crack_cutters(dom: Domain, tol: float):
+    """The cracks as cutting lines: crack ends that touch the boundary are pushed ``tol`` outward,
+    so that noding sees a proper crossing instead of an end point that rounding may leave just
+    inside (which polygonize would drop as a dangle, leaving the cell unsplit)."""
+    if not dom.cracks:
+        return None
+    lines = []
+    for c in dom.cracks:
+        c = np.array(c, dtype=float)
+        for end, nxt in ((0, 1), (-1, -2)):
+            if dom.shape.boundary.distance(shapely.Point(c[end])) <= tol:
+                d = c[end] - c[nxt]
+                c[end] = c[end] + tol * d / np.linalg.norm(d)
+        lines.append(LineString(c))
+    return MultiLineString(lines)
+
+
+def _split_cell(piece, cell, cutters, tol: float) -> list[Polygon]:
+    """Faces of (cell ∩ domain) split by cracks; dangling crack ends do not split.
+
+    The cracks are clipped to the cell grown by ``tol`` (not to the piece itself), so every crack
+    that crosses the piece's boundary does so properly and is noded there."""
+    if cutters is None or not piece.intersects(cutters):
         return list(shapely.get_parts(piece))
-    lines = unary_union([piece.boundary, cracks.intersection(piece)])
-    faces = [f for f in polygonize(lines) if piece.covers(f.representative_point())]
-    return faces
+    lines = unary_union([piece.boundary, cutters.intersection(cell.buffer(tol, join_style="mitre"))])
+    return [f for f in polygonize(lines) if piece.contains(f.representative_point())]
 
 
 def _cell_edges(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -275,8 +294,9 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     elem_cell = [whole]
     geoms: list = list(cell_polys[whole])
     min_area = 1e-12 * mc.h**2
+    cutters = _crack_cutters(dom, 1e3 * tol)
     for c, piece in zip(cand, clipped, strict=True):
-        faces = [f for f in _split_cell(piece, cracks) if f.area > min_area]
+        faces = [f for f in _split_cell(piece, cell_polys[c], cutters, 1e3 * tol) if f.area > min_area]
         geoms += [shapely.geometry.polygon.orient(f, 1.0) for f in faces]
         elem_cell.append(np.full(len(faces), c))
     elem_cell = np.concatenate(elem_cell).astype(np.int64)
