@@ -172,8 +172,14 @@ def _closed(ring: np.ndarray) -> np.ndarray:
     return np.vstack([ring, ring[:1]])
 
 
-def plot(u: Field, ax=None, refine: int = 2, cmap: str = "viridis", show_elements: bool = True,
-         title: str | None = None):
+def plot(
+    u: Field,
+    ax=None,
+    refine: int = 2,
+    cmap: str = "viridis",
+    show_elements: bool = True,
+    title: str | None = None,
+):
     """Plot a field and return the matplotlib ``Axes``.
 
     2D: every integration triangle is split into ``4**refine`` triangles, evaluated in its own

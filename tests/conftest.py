@@ -1,0 +1,27 @@
+"""Shared domains for the tests: non-convex, with a hole and cracks, covers not aligned."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nmm
+
+
+def lshape_with_hole_and_crack() -> nmm.Domain:
+    th = np.linspace(0, 2 * np.pi, 33)[:-1]
+    outer = [(0, 0), (2, 0), (2, 1), (1, 1), (1, 2), (0, 2)]
+    hole = np.c_[0.5 + 0.2 * np.cos(th), 0.5 + 0.2 * np.sin(th)]
+    return nmm.Domain.polygon(outer, holes=[hole], cracks=[[(1.5, 0.3), (1.5, 1.2)]])
+
+
+@pytest.fixture(scope="session")
+def dom2d() -> nmm.Domain:
+    return lshape_with_hole_and_crack()
+
+
+def manufactured(exact, k=1.0):
+    """Poisson data for an exact solution: source, Dirichlet data and crack-face flux."""
+    lap = lambda x: jnp.trace(jax.hessian(exact)(x))  # noqa: E731
+    flux = lambda x, n: k * jnp.dot(jax.grad(exact)(x), n)  # noqa: E731
+    return nmm.Poisson(k=k, f=lambda x: -k * lap(x), dirichlet=exact, crack_neumann=flux)
