@@ -45,8 +45,8 @@ def _check_refine(refine, name: str = "refine") -> int:
 def _reference_triangles(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Uniform subdivision of the reference triangle into n² triangles.
 
-    Returns barycentric-free reference coordinates ``(n_pts, 2)`` (points (i/n, j/n), i + j <= n)
-    and counter-clockwise triangles ``(n², 3)`` indexing them.
+    Returns reference coordinates ``(n_pts, 2)`` (the points (i/n, j/n) with i + j <= n) and
+    counter-clockwise triangles ``(n², 3)`` indexing them.
     """
     ij = [(i, j) for j in range(n + 1) for i in range(n + 1 - j)]
     index = {p: k for k, p in enumerate(ij)}

@@ -147,6 +147,15 @@ def test_vtu_1d(line, tmp_path):
     assert np.ptp(m.point_data["u"][at_crack]) == pytest.approx(1.0, abs=1e-3)
 
 
+def test_sample_in_chunks_matches_one_call(cracked, monkeypatch):
+    whole = io.sample(cracked, refine=1)
+    monkeypatch.setattr(io, "_CHUNK", 100)  # many chunks, the last one padded
+    chunked = io.sample(cracked, refine=1)
+    assert len(whole["values"]) > 300 and len(whole["values"]) % 100 != 0
+    np.testing.assert_array_equal(chunked["values"], whole["values"])
+    np.testing.assert_array_equal(chunked["grads"], whole["grads"])
+
+
 def test_vtu_bad_path(cracked, tmp_path):
     missing = tmp_path / "no_such_dir" / "u.vtu"
     with pytest.raises(ValueError, match="no_such_dir"):

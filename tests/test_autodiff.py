@@ -1,0 +1,80 @@
+"""grad, vmap and jit of solves: adjoint gradients vs finite differences, batches vs loops, reuse of
+compiled code."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nmm
+
+
+@pytest.fixture(scope="module")
+def setup():
+    dom = nmm.Domain.polygon(
+        [(0, 0), (1, 0), (1, 1), (0, 1)],
+        holes=[[(0.3, 0.3), (0.6, 0.35), (0.5, 0.6)]],
+        cracks=[[(0.7, 0.2), (0.8, 0.7)]],
+    )
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.15, offset=(0.2, 0.1)), dom, degree=1)
+    calls = {"f": 0}
+
+    def f(x, th):
+        calls["f"] += 1  # counts traces: a cached compilation does not call it again
+        return th[0] * jnp.sin(3 * x[0]) + th[1] * x[1] ** 2
+
+    problem = nmm.Poisson(k=lambda x, th: 1.0 + th[2] * x[0], f=f, dirichlet=lambda x, th: th[0] * x[1])
+    pts = jnp.array([[0.5, 0.8], [0.2, 0.2], [0.75, 0.5], [0.9, 0.1]])
+    return V, problem, pts, calls
+
+
+def test_grad_matches_finite_differences(setup):
+    V, problem, pts, _ = setup
+
+    def objective(th):
+        u = nmm.solve(V, problem, params=th)
+        return jnp.sum(u(pts) ** 2) + jnp.sum(u.grad(pts)[:, 0])
+
+    th = jnp.array([1.0, 2.0, 0.5])
+    g = jax.grad(objective)(th)
+    h = 1e-5
+    fd = jnp.array([(objective(th + h * e) - objective(th - h * e)) / (2 * h) for e in jnp.eye(3)])
+    np.testing.assert_allclose(g, fd, rtol=1e-6)
+    # the jitted gradient agrees with the eager one
+    np.testing.assert_allclose(jax.jit(jax.grad(objective))(th), g, rtol=1e-12)
+
+
+def test_vmap_over_64_sources_equals_loop(setup):
+    V, problem, pts, _ = setup
+    ths = jnp.stack([jnp.array([1.0, 2.0, 0.5]) * (1 + 0.02 * i) for i in range(64)])
+    batched = jax.vmap(lambda th: nmm.solve(V, problem, params=th)(pts))(ths)
+    looped = jnp.stack([nmm.solve(V, problem, params=th)(pts) for th in ths])
+    np.testing.assert_allclose(batched, looped, rtol=1e-12, atol=1e-14)
+
+
+def test_new_data_same_shape_does_not_recompile(setup):
+    V, problem, pts, calls = setup
+    nmm.solve(V, problem, params=jnp.array([1.0, 2.0, 0.5]))
+    before = calls["f"]
+    for s in (1.1, 1.3, 0.7):
+        nmm.solve(V, problem, params=jnp.array([1.0, 2.0, 0.5]) * s)
+    assert calls["f"] == before
+
+
+def test_cg_agrees_with_direct_and_is_differentiable(setup):
+    V, problem, pts, _ = setup
+    th = jnp.array([1.0, 2.0, 0.5])
+    ud = nmm.solve(V, problem, params=th)
+    uc = nmm.solve(V, problem, params=th, solver="cg")
+    np.testing.assert_allclose(uc(pts), ud(pts), rtol=1e-9)
+    gd = jax.grad(lambda t: jnp.sum(nmm.solve(V, problem, params=t)(pts) ** 2))(th)
+    gc = jax.grad(lambda t: jnp.sum(nmm.solve(V, problem, params=t, solver="cg")(pts) ** 2))(th)
+    np.testing.assert_allclose(gc, gd, rtol=1e-7)
+
+
+def test_field_evaluation_under_jit_and_vmap(setup):
+    V, problem, pts, _ = setup
+    u = nmm.solve(V, problem, params=jnp.array([1.0, 2.0, 0.5]))
+    eager = u(pts)
+    np.testing.assert_allclose(jax.jit(lambda f, x: f(x))(u, pts), eager, rtol=1e-14)
+    np.testing.assert_allclose(jax.vmap(u)(pts), eager, rtol=1e-14)
