@@ -42,26 +42,16 @@ class Field(eqx.Module):
     def elements(self, x):
         """Element index of each point (``-1`` outside the domain)."""
         pts, lead = self._points(x)
-        sp = self.space
-        e = jax.vmap(lambda p: find(sp.locator, sp.elem_cell_data, p))(pts)
-        return e.reshape(lead)
-
-    def _eval(self, x):
-        pts, lead = self._points(x)
-        sp = self.space
-        e = jax.vmap(lambda p: find(sp.locator, sp.elem_cell_data, p))(pts)
-        val, grad = self.in_elements(jnp.maximum(e, 0), pts)
-        out = e >= 0
-        val = jnp.where(out, val, jnp.nan)
-        grad = jnp.where(out[:, None], grad, jnp.nan)
-        return val.reshape(lead), grad.reshape(*lead, sp.dim)
+        return _locate(self.space, pts).reshape(lead)
 
     def __call__(self, x):
-        return self._eval(x)[0]
+        pts, lead = self._points(x)
+        return _values(self, pts)[0].reshape(lead)
 
     def grad(self, x):
         """∇u at points: shape ``(..., dim)``."""
-        return self._eval(x)[1]
+        pts, lead = self._points(x)
+        return _values(self, pts)[1].reshape(*lead, self.space.dim)
 
     def in_elements(self, elems, points):
         """Values ``(m,)`` and gradients ``(m, dim)`` at ``points (m, dim)`` known to lie in
@@ -69,6 +59,20 @@ class Field(eqx.Module):
         phi, dphi = basis_at(self.space, elems, points[:, None, :])
         c = self.coeffs[self.space.elem_dofs[elems]]  # (m, n_loc)
         return jnp.einsum("mi,mi->m", phi[:, 0], c), jnp.einsum("mid,mi->md", dphi[:, 0], c)
+
+
+@eqx.filter_jit
+def _locate(space, pts):
+    return jax.vmap(lambda p: find(space.locator, space.elem_cell_data, p))(pts)
+
+
+@eqx.filter_jit
+def _values(u: Field, pts):
+    # jitted as a whole: op-by-op dispatch of the locate + basis code costs seconds per call
+    e = _locate(u.space, pts)
+    val, grad = u.in_elements(jnp.maximum(e, 0), pts)
+    inside = e >= 0
+    return jnp.where(inside, val, jnp.nan), jnp.where(inside[:, None], grad, jnp.nan)
 
 
 def errors(u: Field, exact, exact_grad=None, params=None) -> dict[str, float]:

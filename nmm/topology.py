@@ -205,10 +205,20 @@ def _split_cell(piece, cell, cutters, tol: float) -> list[Polygon]:
 
     The cracks are clipped to the cell grown by ``tol`` (not to the piece itself), so every crack
     that crosses the piece's boundary does so properly and is noded there."""
-    if cutters is None or not piece.intersects(cutters):
+    if cutters is None:
         return list(shapely.get_parts(piece))
-    lines = unary_union([piece.boundary, cutters.intersection(cell.buffer(tol, join_style="mitre"))])
-    return [f for f in polygonize(lines) if piece.contains(f.representative_point())]
+    if piece.intersects(cutters):
+        near = cutters.intersection(cell.buffer(tol, join_style="mitre"))
+        faces = [
+            f
+            for f in polygonize(unary_union([piece.boundary, near]))
+            if piece.contains(f.representative_point())
+        ]
+    else:
+        faces = list(shapely.get_parts(piece))
+    # A crack lying along a cover line (to rounding) must still mark both neighbours' edges as
+    # faces, and only where the crack is: insert crack vertices into edges within tol.
+    return [shapely.snap(f, cutters, tol) for f in faces]
 
 
 def _cell_edges(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -281,7 +291,9 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     inside = shapely.contains_properly(shape, cell_polys)
     if cracks is not None:
         tree = shapely.STRtree(cell_polys)
-        hit = tree.query(cracks, predicate="intersects")
+        # cells within a rounding tolerance of a crack count as touched: a crack along a cover
+        # line is on the boundary of the cells on both sides
+        hit = tree.query(cracks, predicate="dwithin", distance=1e-2 * tol)
         touched = np.zeros(n_cells, bool)
         touched[hit] = True
         inside &= ~touched
@@ -296,7 +308,8 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     min_area = 1e-12 * mc.h**2
     cutters = _crack_cutters(dom, 1e3 * tol)
     for c, piece in zip(cand, clipped, strict=True):
-        faces = [f for f in _split_cell(piece, cell_polys[c], cutters, 1e3 * tol) if f.area > min_area]
+        faces = _split_cell(piece, cell_polys[c], cutters, 1e-2 * tol)
+        faces = [f for f in faces if f.area > min_area]
         geoms += [shapely.geometry.polygon.orient(f, 1.0) for f in faces]
         elem_cell.append(np.full(len(faces), c))
     elem_cell = np.concatenate(elem_cell).astype(np.int64)
