@@ -89,7 +89,12 @@ class MathCover:
         nx, ny = len(x), len(y)
         idx = np.arange(nx * ny).reshape(ny, nx)
         cells = np.stack(
-            [idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, 1:].ravel(), idx[1:, :-1].ravel()],
+            [
+                idx[:-1, :-1].ravel(),
+                idx[:-1, 1:].ravel(),
+                idx[1:, 1:].ravel(),
+                idx[1:, :-1].ravel(),
+            ],
             axis=1,
         )
         xx, yy = np.meshgrid(x, y)
@@ -106,13 +111,12 @@ class MathCover:
             raise ValueError(f"triangles must be an integer (m, 3) array, got {tri.shape} {tri.dtype}")
         if tri.min() < 0 or tri.max() >= len(pts):
             raise ValueError(
-                f"triangles index points out of range [0, {len(pts)}): min {tri.min()}, "
-                f"max {tri.max()}"
+                f"triangles index points out of range [0, {len(pts)}): min {tri.min()}, max {tri.max()}"
             )
         p = pts[tri]
-        area2 = (p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1]) - (
-            p[:, 1, 1] - p[:, 0, 1]
-        ) * (p[:, 2, 0] - p[:, 0, 0])
+        area2 = (p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1]) - (p[:, 1, 1] - p[:, 0, 1]) * (
+            p[:, 2, 0] - p[:, 0, 0]
+        )
         if np.any(np.abs(area2) <= 1e-14 * np.max(np.abs(area2))):
             bad = int(np.argmin(np.abs(area2)))
             raise ValueError(f"triangles[{bad}] = {tri[bad].tolist()} is degenerate (zero area)")
@@ -177,4 +181,3 @@ def _lattice(dom: Domain, h, offset, name: str):
     n = np.maximum(1, np.ceil((hi - start) / h - 1e-9)).astype(int)
     axes = [start[k] + h * np.arange(n[k] + 1) for k in range(2)]
     return axes[0], axes[1]
-

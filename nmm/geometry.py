@@ -17,9 +17,7 @@ from shapely.geometry import LineString, MultiLineString, Polygon
 def _as_points(value, name: str, min_len: int) -> np.ndarray:
     arr = np.asarray(value, dtype=float)
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < min_len:
-        raise ValueError(
-            f"{name} must be an array of shape (n >= {min_len}, 2), got shape {arr.shape}"
-        )
+        raise ValueError(f"{name} must be an array of shape (n >= {min_len}, 2), got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains non-finite coordinates: {arr.tolist()}")
     if np.allclose(arr[0], arr[-1]) and arr.shape[0] > min_len:
@@ -92,9 +90,7 @@ class Domain:
                     f"({shapely.is_valid_reason(hp)}, area={hp.area:g})"
                 )
             if not outer_poly.contains_properly(hp):
-                raise ValueError(
-                    f"holes[{k}] is not strictly inside the outer polygon: {hole.tolist()}"
-                )
+                raise ValueError(f"holes[{k}] is not strictly inside the outer polygon: {hole.tolist()}")
         shape = Polygon(ring, hole_rings)
         if not shape.is_valid:
             raise ValueError(f"holes overlap or touch each other: {shapely.is_valid_reason(shape)}")
@@ -113,9 +109,7 @@ class Domain:
             if shape.intersection(line).length <= 1e-12 * line.length:
                 raise ValueError(f"cracks[{k}] lies outside the domain: {c.tolist()}")
             crack_lines.append(c)
-        return cls(
-            dim=2, outer=ring, holes=tuple(hole_rings), cracks=tuple(crack_lines), shape=shape
-        )
+        return cls(dim=2, outer=ring, holes=tuple(hole_rings), cracks=tuple(crack_lines), shape=shape)
 
     @property
     def bounds(self) -> np.ndarray:
@@ -135,11 +129,7 @@ class Domain:
         if self.dim == 1 or not self.cracks:
             return None
         clipped = MultiLineString([LineString(c) for c in self.cracks]).intersection(self.shape)
-        parts = [
-            g
-            for g in shapely.get_parts(clipped)
-            if g.geom_type == "LineString" and g.length > 0
-        ]
+        parts = [g for g in shapely.get_parts(clipped) if g.geom_type == "LineString" and g.length > 0]
         return MultiLineString(parts)
 
     def contains(self, points) -> np.ndarray:

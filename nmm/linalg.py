@@ -100,7 +100,9 @@ class _Factored:
         self.cond = -1.0
         if opts.condition:
             inv = spla.LinearOperator(
-                (n, n), matvec=self.lu.solve, rmatvec=lambda v: self.lu.solve(v, trans="T"),
+                (n, n),
+                matvec=self.lu.solve,
+                rmatvec=lambda v: self.lu.solve(v, trans="T"),
                 dtype=float,
             )
             self.cond = float(spla.onenormest(self.a) * spla.onenormest(inv))

@@ -77,8 +77,13 @@ def build(cover, topo) -> Locator:
     for j, ed in enumerate(per_elem):
         cut_edges[j, : len(ed)] = ed
     return Locator(
-        2, cover.kind, cover.h, lo=jnp.asarray(lo), n_buckets=(int(nb[0]), int(nb[1])),
-        table=jnp.asarray(table), cut_index=jnp.asarray(cut_index),
+        2,
+        cover.kind,
+        cover.h,
+        lo=jnp.asarray(lo),
+        n_buckets=(int(nb[0]), int(nb[1])),
+        table=jnp.asarray(table),
+        cut_index=jnp.asarray(cut_index),
         cut_edges=jnp.asarray(cut_edges),
     )
 

@@ -43,9 +43,9 @@ class Poisson(eqx.Module):
         dirichlet_on: None (all of ∂Ω, cracks excluded) or a numpy-vectorised callable
             ``mask(points (m, dim)) -> bool (m,)`` evaluated at boundary-piece midpoints.
         bc: ``"nitsche"`` (consistent, default) or ``"penalty"`` (classic NMM).
-        penalty: β0; the boundary penalty is β0 (p + w)² k / h with p the cover-function order, w the
-            weight degree and h the cell size. Defaults: 100 for Nitsche (large enough for covers cut to slivers at high p), 1e8 for
-            penalty.
+        penalty: β0; the boundary penalty is β0 (p + w)² k / h with p the cover-function order,
+            w the weight degree and h the cell size. Defaults: 100 for Nitsche (large enough for
+            covers cut to slivers at high p), 1e8 for penalty.
 
     Crack faces are free (zero flux) boundaries unless crack_neumann is given: u may jump across
     a crack.

@@ -50,9 +50,7 @@ def gauss_triangle(degree: int) -> tuple[np.ndarray, np.ndarray]:
     return pts, wts
 
 
-def map_triangles(
-    tri: np.ndarray, degree: int
-) -> tuple[np.ndarray, np.ndarray]:
+def map_triangles(tri: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
     """Quadrature points and weights on physical triangles.
 
     Args:

@@ -28,9 +28,7 @@ def _multinomial_expansion(coords: tuple[float, float, float], power: int) -> di
 
 def triangle_monomial(p0, p1, p2, i: int, j: int) -> float:
     """Signed ∫ x^i y^j over the triangle (p0, p1, p2) (positive when counter-clockwise)."""
-    signed_area = 0.5 * (
-        (p1[0] - p0[0]) * (p2[1] - p0[1]) - (p1[1] - p0[1]) * (p2[0] - p0[0])
-    )
+    signed_area = 0.5 * ((p1[0] - p0[0]) * (p2[1] - p0[1]) - (p1[1] - p0[1]) * (p2[0] - p0[0]))
     ex = _multinomial_expansion((p0[0], p1[0], p2[0]), i)
     ey = _multinomial_expansion((p0[1], p1[1], p2[1]), j)
     total = 0.0
@@ -38,9 +36,7 @@ def triangle_monomial(p0, p1, p2, i: int, j: int) -> float:
     for ax, cx in ex.items():
         for ay, cy in ey.items():
             a = (ax[0] + ay[0], ax[1] + ay[1], ax[2] + ay[2])
-            total += (
-                cx * cy * factorial(a[0]) * factorial(a[1]) * factorial(a[2]) / factorial(2 + n)
-            )
+            total += cx * cy * factorial(a[0]) * factorial(a[1]) * factorial(a[2]) / factorial(2 + n)
     return 2.0 * signed_area * total
 
 
@@ -59,4 +55,3 @@ def polygon_monomial(rings: list[np.ndarray], i: int, j: int) -> float:
         for k in range(len(r)):
             total += triangle_monomial(origin, r[k], r[(k + 1) % len(r)], i, j)
     return total
-

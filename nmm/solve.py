@@ -46,9 +46,7 @@ def _linear_solve(space, data, rhs, opts):
     rhs = _finite(rhs, "right-hand side (check f and the boundary data)")
     x, stats = solve_blocks(space, data, rhs, opts)
     bad = ~jnp.all(jnp.isfinite(x)) | ~(stats[0] <= _RESIDUAL_FAIL)
-    x = eqx.error_if(
-        x, bad, "linear solve failed: non-finite solution or relative residual above 1e-6"
-    )
+    x = eqx.error_if(x, bad, "linear solve failed: non-finite solution or relative residual above 1e-6")
     return x, stats
 
 
@@ -159,4 +157,3 @@ def fit(space: ManifoldSpace, target, params=None, solver=None) -> Field:
         raise ValueError("values contains non-finite values")
     x, stats = _fit_samples(space, points, values, opts)
     return Field(space, x, stats)
-

@@ -132,9 +132,7 @@ def _cut_1d(mc: MathCover, dom: Domain) -> Topology:
     x1 = np.array([p[2] for p in pieces])
     covered = np.sum(x1 - x0)
     if abs(covered - (b - a)) > 1e-9 * (b - a):
-        raise ValueError(
-            f"cover does not cover the domain: covers length {covered:g} of {b - a:g}"
-        )
+        raise ValueError(f"cover does not cover the domain: covers length {covered:g} of {b - a:g}")
     cracks = np.array(dom.cracks)
     # consecutive elements touch at x1[e] == x0[e+1]; joined unless that point is a crack
     touch = np.abs(x1[:-1] - x0[1:]) <= tol
@@ -397,9 +395,7 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
         seg, seg_elem = np.zeros((0, 2, 2)), np.zeros(0, np.int64)
     mid = shapely.points(0.5 * (seg[:, 0] + seg[:, 1]))
     on_bnd = shapely.distance(shape.boundary, mid) <= tol
-    on_crk = (
-        shapely.distance(cracks, mid) <= tol if cracks is not None else np.zeros(len(seg), bool)
-    )
+    on_crk = shapely.distance(cracks, mid) <= tol if cracks is not None else np.zeros(len(seg), bool)
     keep = on_bnd | on_crk
     seg, seg_elem = seg[keep], seg_elem[keep]
     d = seg[:, 1] - seg[:, 0]
@@ -417,4 +413,3 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
         bnd_normal=normal,
         bnd_crack=on_crk[keep] & ~on_bnd[keep],
     )
-

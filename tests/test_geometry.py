@@ -13,8 +13,14 @@ SQUARE = [(0, 0), (1, 0), (1, 1), (0, 1)]
     "kwargs, match",
     [
         (dict(outer=[(0, 0), (1, 1), (1, 0), (0, 1)]), "outer: polygon is self-intersecting"),
-        (dict(outer=[(0, 0), (1, 0), (2, 0)]), "outer: polygon is self-intersecting or has zero area"),
-        (dict(outer=SQUARE, holes=[[(2, 2), (3, 2), (3, 3)]]), r"holes\[0\] is not strictly inside"),
+        (
+            dict(outer=[(0, 0), (1, 0), (2, 0)]),
+            "outer: polygon is self-intersecting or has zero area",
+        ),
+        (
+            dict(outer=SQUARE, holes=[[(2, 2), (3, 2), (3, 3)]]),
+            r"holes\[0\] is not strictly inside",
+        ),
         (dict(outer=SQUARE, holes=[[(0.5, 0.5), (1.5, 0.5), (0.5, 0.7)]]), r"holes\[0\] is not"),
         (dict(outer=SQUARE, cracks=[[(2, 2), (3, 3)]]), r"cracks\[0\] lies outside the domain"),
         (dict(outer=SQUARE, cracks=[[(0.5, 0.5)]]), r"cracks\[0\] must be a polyline"),
@@ -85,9 +91,7 @@ def _covers_of_node(topo, node):
 
 
 def test_through_crack_splits_patch_and_tip_does_not():
-    dom = nmm.Domain.polygon(
-        [(0, 0), (4, 0), (4, 4), (0, 4)], cracks=[[(-1.0, 2.3), (2.5, 2.3)]]
-    )
+    dom = nmm.Domain.polygon([(0, 0), (4, 0), (4, 4), (0, 4)], cracks=[[(-1.0, 2.3), (2.5, 2.3)]])
     mc = nmm.MathCover.grid(dom, 1.0)
     topo = cut(mc, dom)
     node = lambda x, y: int(np.argmin(np.linalg.norm(mc.nodes - [x, y], axis=1)))  # noqa: E731
@@ -98,10 +102,11 @@ def test_through_crack_splits_patch_and_tip_does_not():
     assert _covers_of_node(topo, node(1, 2)) == 2
     # patch of node (3, 2) spans [2, 4]: holds the tip, stays whole
     assert _covers_of_node(topo, node(3, 2)) == 1
+
     # the cell [2, 3] x [2, 3] holding the tip is one element; [1, 2] x [2, 3] is split in two
-    cell_of = lambda x, y: int(  # noqa: E731
-        np.nonzero(np.all(np.abs(mc.cell_data[:, :2] - [x, y]) < 1e-12, axis=1))[0][0]
-    )
+    def cell_of(x, y):
+        return int(np.nonzero(np.all(np.abs(mc.cell_data[:, :2] - [x, y]) < 1e-12, axis=1))[0][0])
+
     assert np.sum(topo.elem_cell == cell_of(2, 2)) == 1
     assert np.sum(topo.elem_cell == cell_of(1, 2)) == 2
 

@@ -117,9 +117,7 @@ def test_vtu_keeps_jump_across_crack(cracked, tmp_path):
     _, group = np.unique(keys, axis=0, return_inverse=True)
     group = group.reshape(-1)
     v = vals[on]
-    spread = np.array(
-        [np.ptp(v[group == g]) for g in range(group.max() + 1) if np.sum(group == g) >= 2]
-    )
+    spread = np.array([np.ptp(v[group == g]) for g in range(group.max() + 1) if np.sum(group == g) >= 2])
     assert len(spread) >= 5
     # the two faces differ by the jump wherever both faces are present
     assert np.max(spread) == pytest.approx(JUMP, abs=1e-7)
