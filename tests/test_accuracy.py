@@ -150,3 +150,23 @@ def test_fourier_cover_functions_fit_trig():
     V2 = nmm.ManifoldSpace(nmm.MathCover.intervals(dom, n=4), dom, degree=2, basis="fourier")
     e6, e2 = nmm.errors(nmm.fit(V, f), f)["L2"], nmm.errors(nmm.fit(V2, f), f)["L2"]
     assert e6 < 1e-5 and e6 < 1e-2 * e2
+
+
+def test_user_triangulation_cover(dom2d):
+    """A cover from an unstructured Delaunay mesh of a box around the domain passes the patch test."""
+    from scipy.spatial import Delaunay
+
+    rng = np.random.default_rng(3)
+    lo, hi = dom2d.bounds - 0.05, dom2d.bounds + 0.05
+    box = np.array(
+        [[lo[0][0], lo[0][1]], [hi[1][0], lo[0][1]], [hi[1][0], hi[1][1]], [lo[0][0], hi[1][1]]]
+    )
+    points = np.vstack([box, rng.uniform(box[0], box[2], size=(150, 2))])
+    mc = nmm.MathCover.from_mesh(points, Delaunay(points).simplices)
+    V = nmm.ManifoldSpace(mc, dom2d, degree=1)
+    exact = poly(2)
+    for u in (nmm.fit(V, exact), nmm.solve(V, manufactured(exact))):
+        err = nmm.errors(u, exact)
+        assert err["L2"] < 1e-10 and err["max"] < 1e-10, err
+    pts = random_points_in(dom2d, 500)
+    np.testing.assert_allclose(np.asarray(nmm.fit(V, exact)(pts)), [exact(p) for p in pts], rtol=1e-9)
