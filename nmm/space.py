@@ -45,8 +45,10 @@ class ManifoldSpace(eqx.Module):
         domain: the :class:`Domain` that cuts it.
         degree: cover-function order p >= 0.
         basis: ``"polynomial"`` (Legendre, total degree <= p) or ``"fourier"``.
-        quad_degree: polynomial degree integrated exactly on every element; by default the degree
-            of a mass-matrix integrand plus 2 (so p-th order sources are integrated exactly too).
+        quad_degree: polynomial degree integrated exactly on every element; by default 2 (p + w),
+            the degree of a mass-matrix integrand (w = 1 for hat weights on triangles and
+            intervals, 2 for bilinear weights); for Fourier cover functions p is replaced by
+            4p + 4, so that every cell holds more points than local functions.
 
     Array fields (JAX): per element ``elem_cell_data``, ``elem_dofs (n_elem, n_loc)``,
     ``elem_center (n_elem, n_v, dim)``, ``elem_scale (n_elem, n_v)``, ``elem_h (n_elem,)``,
@@ -101,7 +103,10 @@ class ManifoldSpace(eqx.Module):
             raise ValueError(f"basis must be one of {_basis.BASES}, got {basis!r}")
         wdeg = 2 if cover.kind == "quad" else 1
         if quad_degree is None:
-            quad_degree = 2 * (int(degree) + wdeg) + (2 if basis == "polynomial" else 6)
+            # Fourier terms are not polynomials: the rule must hold more points per cell than
+            # there are local functions, or the projection only matches at the points
+            order = int(degree) if basis == "polynomial" else 4 * int(degree) + 4
+            quad_degree = 2 * (order + wdeg)
         if int(quad_degree) != quad_degree or quad_degree < 0:
             raise ValueError(f"quad_degree must be an integer >= 0, got {quad_degree!r}")
         topo = cut(cover, domain)
