@@ -7,8 +7,9 @@ What is measured (seconds, wall clock):
 
 * geometry: nmm ``MathCover`` + ``ManifoldSpace`` (host-side cutting, quadrature, block structure);
   scikit-fem ``MeshTri.init_tensor`` + ``Basis``.
-* compile: nmm only: first call of each jitted function minus the steady-state call. scikit-fem
-  has no JIT (0).
+* compile: nmm only: first call of each jitted function minus the steady-state call; and, as a
+  noise-free cross-check, trace + lower + XLA compile alone after ``jax.clear_caches()`` ([AOT]).
+  scikit-fem has no JIT (0).
 * assembly: nmm ``poisson_system`` (volume + Nitsche boundary terms, jitted) plus the host-side
   boundary masks; scikit-fem ``BilinearForm``/``LinearForm`` assembly, boundary DOFs and values,
   and ``condense`` (strong Dirichlet conditions).
@@ -24,12 +25,14 @@ both codes alike.
 
 Usage::
 
-    python benchmarks/poisson_vs_skfem.py                  # 1e4, 1e5, 1e6 unknowns + sweep + cut
-    python benchmarks/poisson_vs_skfem.py --quick          # 1e4 only, short sweep (~2 min)
+    python benchmarks/poisson_vs_skfem.py                  # 1e4, 1e5, 1e6 + sweep + cut (~30 min)
+    python benchmarks/poisson_vs_skfem.py --quick          # 1e4 only, short sweep (~1-2 min)
     python benchmarks/poisson_vs_skfem.py --max-dofs 1e5   # up to 1e5
     python benchmarks/poisson_vs_skfem.py --sizes 1e4 1e6  # chosen sizes
+    python benchmarks/poisson_vs_skfem.py --render results/bench_poisson.json  # tables only
 
-Writes the tables as JSON to ``results/bench_poisson.json`` (``--out``).
+Prints Markdown tables; writes the raw results as JSON to ``results/bench_poisson.json``
+(``--out``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import resource
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +121,44 @@ def _steady(times: list[float]) -> tuple[float, float]:
     return times[0], min(later)
 
 
+class Clock:
+    """Wall and CPU (process) time of named phases, one entry per call.
+
+    CPU time is kept next to wall time because other jobs may share the machine: a single-threaded
+    phase's CPU time hardly changes under load, its wall time does. (XLA may use both cores in the
+    nmm assembly, so there CPU time can exceed wall time on an idle machine.)"""
+
+    def __init__(self):
+        self.wall: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
+
+    @contextmanager
+    def __call__(self, phase: str):
+        w0, c0 = time.perf_counter(), time.process_time()
+        yield
+        self.wall.setdefault(phase, []).append(time.perf_counter() - w0)
+        self.cpu.setdefault(phase, []).append(time.process_time() - c0)
+
+    def summary(self, jit: bool) -> dict:
+        """Steady-state time per phase; with ``jit``, first-call extra time as compile time."""
+        out = {}
+        extra = 0.0
+        for phase, times in self.wall.items():
+            first, best = _steady(times)
+            out[f"{phase}_s"] = best
+            out[f"cpu_{phase}_s"] = _steady(self.cpu[phase])[1]
+            out[f"all_{phase}_s"] = times
+            if jit and phase != "geometry":
+                out[f"compile_{phase}_s"] = max(0.0, first - best)
+            extra += max(0.0, first - best)
+        if jit:
+            out["compile_s"] = sum(v for k, v in out.items() if k.startswith("compile_"))
+        else:
+            out["compile_s"] = 0.0  # no JIT; first-call extra time (imports, caches) kept apart
+            out["warmup_extra_s"] = extra
+        return out
+
+
 def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
 
@@ -146,33 +188,33 @@ def run_nmm(n: int, p: int, solver: str, reps: int, e2e: bool) -> dict:
 
     # geometry: built `reps` times; the jitted functions below are then given the last space only
     # (a new space is a new static HostData, which would retrace and recompile)
-    t_geom = []
+    clock = Clock()
     for _ in range(reps):
-        t0 = time.perf_counter()
-        mc = nmm.MathCover.triangles(dom, h=1.0 / n)
-        space = nmm.ManifoldSpace(mc, dom, degree=p)
-        t_geom.append(time.perf_counter() - t0)
+        with clock("geometry"):
+            mc = nmm.MathCover.triangles(dom, h=1.0 / n)
+            space = nmm.ManifoldSpace(mc, dom, degree=p)
         del mc
 
     assemble = eqx.filter_jit(poisson_system)
     lin_solve = eqx.filter_jit(solve_blocks)
-
-    t_asm, t_sol = [], []
     for _ in range(max(reps, 2)):  # at least: one compile call, one steady-state call
-        t0 = time.perf_counter()
-        dmask, nmask = (jnp.asarray(m) for m in boundary_masks(space, prob))
-        data, rhs = jax.block_until_ready(assemble(space, prob, None, dmask, nmask))
-        t_asm.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        x, stats = jax.block_until_ready(lin_solve(space, data, rhs, opts))
-        t_sol.append(time.perf_counter() - t0)
-        del data, rhs
+        with clock("assembly"):
+            dmask, nmask = (jnp.asarray(m) for m in boundary_masks(space, prob))
+            data, rhs = jax.block_until_ready(assemble(space, prob, None, dmask, nmask))
+        with clock("solve"):
+            x, stats = jax.block_until_ready(lin_solve(space, data, rhs, opts))
+
+    # Cross-check of the compile time, independent of run-to-run noise (which at 1e6 unknowns
+    # can exceed the compile time itself): drop JAX's caches, then trace + lower + compile only.
+    jax.clear_caches()
+    t0 = time.perf_counter()
+    eqx.filter_jit(poisson_system).lower(space, prob, None, dmask, nmask).compile()
+    eqx.filter_jit(solve_blocks).lower(space, data, rhs, opts).compile()
+    aot = time.perf_counter() - t0
+    del data, rhs
 
     field = nmm.Field(space, x, stats)
     err = nmm.errors(field, exact)
-    geom = min(t_geom)
-    a_first, asm = _steady(t_asm)
-    s_first, sol = _steady(t_sol)
     out = {
         "code": "nmm",
         "method": f"NMM p={p}",
@@ -187,15 +229,8 @@ def run_nmm(n: int, p: int, solver: str, reps: int, e2e: bool) -> dict:
         "blocks": int(space.block_rows.shape[0]),
         "nnz": int(space.block_rows.shape[0]) * space.n_terms**2,
         "quad_points": int(np.prod(space.q_points.shape[:2])),
-        "geometry_s": geom,
-        "compile_s": max(0.0, a_first - asm) + max(0.0, s_first - sol),
-        "compile_assembly_s": max(0.0, a_first - asm),
-        "compile_solve_s": max(0.0, s_first - sol),
-        "assembly_s": asm,
-        "solve_s": sol,
-        "all_geometry_s": t_geom,
-        "all_assembly_s": t_asm,
-        "all_solve_s": t_sol,
+        **clock.summary(jit=True),
+        "compile_aot_s": aot,
         "solver_stats": [float(s) for s in np.asarray(stats)],
         "L2": float(err["L2"]),
         "H1": float(err["H1"]),
@@ -249,27 +284,23 @@ def run_skfem(n: int, order: int, solver: str, reps: int) -> dict:
     def load(v, w):
         return source_np(w.x[0], w.x[1]) * v
 
-    t_geom = []
+    clock = Clock()
     for _ in range(reps):
-        t0 = time.perf_counter()
-        xs = np.linspace(0.0, 1.0, n + 1)
-        mesh = fem.MeshTri.init_tensor(xs, xs)
-        basis = fem.Basis(mesh, elements[order]())  # default quadrature: order 2k
-        t_geom.append(time.perf_counter() - t0)
+        with clock("geometry"):
+            xs = np.linspace(0.0, 1.0, n + 1)
+            mesh = fem.MeshTri.init_tensor(xs, xs)
+            basis = fem.Basis(mesh, elements[order]())  # default quadrature: order 2k
 
-    t_asm, t_sol = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
-        A = laplace.assemble(basis)
-        b = load.assemble(basis)
-        D = basis.get_dofs().flatten()
-        xD = np.zeros(basis.N)
-        xD[D] = exact_np(*basis.doflocs[:, D])  # Lagrange DOFs: nodal values of g
-        system = fem.condense(A, b, x=xD, D=D)
-        t_asm.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        u = fem.solve(*system, solver=_skfem_solver(solver))
-        t_sol.append(time.perf_counter() - t0)
+        with clock("assembly"):
+            A = laplace.assemble(basis)
+            b = load.assemble(basis)
+            D = basis.get_dofs().flatten()
+            xD = np.zeros(basis.N)
+            xD[D] = exact_np(*basis.doflocs[:, D])  # Lagrange DOFs: nodal values of g
+            system = fem.condense(A, b, x=xD, D=D)
+        with clock("solve"):
+            u = fem.solve(*system, solver=_skfem_solver(solver))
 
     # relative L2 error on a finer quadrature than the assembly's
     @fem.Functional
@@ -282,9 +313,6 @@ def run_skfem(n: int, order: int, solver: str, reps: int) -> dict:
 
     ebasis = fem.Basis(mesh, elements[order](), intorder=2 * order + 4)
     l2 = math.sqrt(err2.assemble(ebasis, u=ebasis.interpolate(u)) / norm2.assemble(ebasis))
-    a_first, asm = _steady(t_asm)
-    s_first, sol = _steady(t_sol)
-    g_first, geom = _steady(t_geom)
     return {
         "code": "skfem",
         "method": f"skfem {SKFEM_ORDERS[order]}",
@@ -299,16 +327,7 @@ def run_skfem(n: int, order: int, solver: str, reps: int) -> dict:
         "elements": int(mesh.t.shape[1]),
         "nnz": int(A.nnz),
         "quad_points": int(mesh.t.shape[1] * basis.X.shape[1]),
-        "geometry_s": geom,
-        "compile_s": 0.0,
-        # no JIT; the first call's extra time (imports, caches) is kept apart for the record
-        "warmup_extra_s": max(0.0, g_first - geom) + max(0.0, a_first - asm)
-        + max(0.0, s_first - sol),
-        "assembly_s": asm,
-        "solve_s": sol,
-        "all_geometry_s": t_geom,
-        "all_assembly_s": t_asm,
-        "all_solve_s": t_sol,
+        **clock.summary(jit=False),
         "L2": l2,
     }
 
@@ -423,7 +442,7 @@ def run_isolated(spec: dict, timeout_s: float, mem_cap_gb: float) -> dict:
         return {**base, "skipped": reason}
     for line in stdout.splitlines():
         if line.startswith(RESULT_TAG):
-            return {**base, **json.loads(line[len(RESULT_TAG):])}
+            return {**base, **json.loads(line[len(RESULT_TAG) :])}
     tail = " | ".join(stderr.strip().splitlines()[-3:])
     return {**base, "skipped": f"failed (exit {proc.returncode}): {tail}"}
 
@@ -447,6 +466,7 @@ def _totals(r: dict) -> dict:
     if "skipped" in r:
         return r
     r["asm_solve_s"] = r["assembly_s"] + r["solve_s"]
+    r["cpu_asm_solve_s"] = r["cpu_assembly_s"] + r["cpu_solve_s"]
     r["total_s"] = r["geometry_s"] + r["asm_solve_s"]
     r["total_compile_s"] = r["total_s"] + r["compile_s"]
     return r
@@ -454,27 +474,69 @@ def _totals(r: dict) -> dict:
 
 def markdown(headers: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_f(c) if not isinstance(c, str) else c for c in row) + " |"
-              for row in rows]
+    lines += [
+        "| " + " | ".join(_f(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows
+    ]
     return "\n".join(lines)
 
 
 def main_table(rows: list[dict]) -> str:
-    headers = ["method", "solver", "unknowns", "geometry", "compile", "assembly", "solve",
-               "asm+solve", "total", "total+compile", "rel. L2", "peak RSS GiB", "load",
-               "nmm.solve() 2nd call"]
+    headers = [
+        "method",
+        "solver",
+        "unknowns",
+        "geometry",
+        "compile [AOT]",
+        "assembly",
+        "solve",
+        "asm+solve",
+        "total",
+        "total+compile",
+        "rel. L2",
+        "qp/el",
+        "peak RSS GiB",
+        "load",
+        "nmm.solve() 2nd call",
+    ]
     out = []
     for r in rows:
         name = r.get("method") or f"{r['kind']} p={r['p']}"
         if "skipped" in r:
-            out.append([name, r["solver"], _f(r.get("dofs_est")), *["—"] * 8,
-                        _f(r.get("watch_peak_rss_gb")), _f(r["load_before"], 2), "—"])
+            out.append(
+                [
+                    name,
+                    r["solver"],
+                    _f(r.get("dofs_est")),
+                    *["—"] * 9,
+                    _f(r.get("watch_peak_rss_gb")),
+                    _f(r["load_before"], 2),
+                    "—",
+                ]
+            )
             out[-1][3] = f"skipped: {r['skipped']}"
             continue
-        out.append([name, r["solver"], r["dofs"], r["geometry_s"], r["compile_s"],
-                    r["assembly_s"], r["solve_s"], r["asm_solve_s"], r["total_s"],
-                    r["total_compile_s"], _f(r["L2"], 3), r["peak_rss_gb"], r["load_before"],
-                    _f(r.get("e2e_nmm_solve_s"))])
+        comp = _f(r["compile_s"])
+        if "compile_aot_s" in r:
+            comp += f" [{_f(r['compile_aot_s'])}]"
+        out.append(
+            [
+                name,
+                r["solver"],
+                r["dofs"],
+                r["geometry_s"],
+                comp,
+                r["assembly_s"],
+                r["solve_s"],
+                r["asm_solve_s"],
+                r["total_s"],
+                r["total_compile_s"],
+                _f(r["L2"], 3),
+                r["quad_points"] / r["elements"],
+                r["peak_rss_gb"],
+                r["load_before"],
+                _f(r.get("e2e_nmm_solve_s")),
+            ]
+        )
     return markdown(headers, out)
 
 
@@ -482,32 +544,71 @@ def ratio_table(rows: list[dict]) -> str:
     """NMM p=0 (direct) versus skfem P1 at each size, on assembly+solve."""
     out = []
     for size in sorted({r["size"] for r in rows}):
-        nm = [r for r in rows if r["size"] == size and r["kind"] == "nmm" and r["p"] == 0
-              and r["solver"] == "direct" and "skipped" not in r]
-        sk = [r for r in rows if r["size"] == size and r["kind"] == "skfem" and r["p"] == 1
-              and "skipped" not in r]
+        nm = [
+            r
+            for r in rows
+            if r["size"] == size
+            and r["kind"] == "nmm"
+            and r["p"] == 0
+            and r["solver"] == "direct"
+            and "skipped" not in r
+        ]
+        sk = [
+            r
+            for r in rows
+            if r["size"] == size and r["kind"] == "skfem" and r["p"] == 1 and "skipped" not in r
+        ]
         if not nm or not sk:
             continue
         default = [r for r in sk if r["solver"] == "default"]
         best = min(sk, key=lambda r: r["asm_solve_s"])
-        a = nm[0]["asm_solve_s"]
+        a, a_cpu = nm[0]["asm_solve_s"], nm[0]["cpu_asm_solve_s"]
         row = [f"{size:.0e}", nm[0]["dofs"], a]
         if default:
-            d = default[0]["asm_solve_s"]
-            row += [d, a / d, "yes" if a / d <= 1.5 else "no"]
+            d = default[0]
+            row += [
+                d["asm_solve_s"],
+                a / d["asm_solve_s"],
+                "yes" if a / d["asm_solve_s"] <= 1.5 else "no",
+                a_cpu / d["cpu_asm_solve_s"],
+            ]
         else:
-            row += ["—"] * 3
+            row += ["—"] * 4
         b = best["asm_solve_s"]
-        row += [f"{b:.3g} ({best['solver']})", a / b, "yes" if a / b <= 1.5 else "no"]
+        row += [
+            f"{b:.3g} ({best['solver']})",
+            a / b,
+            "yes" if a / b <= 1.5 else "no",
+            a_cpu / best["cpu_asm_solve_s"],
+        ]
         out.append(row)
-    headers = ["size", "unknowns", "NMM p=0 asm+solve", "skfem P1 default",
-               "ratio", "≤1.5×?", "skfem P1 best solver", "ratio vs best", "≤1.5×?"]
+    headers = [
+        "size",
+        "unknowns",
+        "NMM p=0 asm+solve",
+        "skfem P1 default",
+        "ratio",
+        "≤1.5×?",
+        "ratio, CPU time",
+        "skfem P1 fastest solver",
+        "ratio",
+        "≤1.5×?",
+        "ratio, CPU time",
+    ]
     return markdown(headers, out)
 
 
 def sweep_table(rows: list[dict]) -> str:
-    headers = ["method", "config", "unknowns", "total (no compile)", "compile",
-               "total+compile", "rel. L2", "≤1e-6"]
+    headers = [
+        "method",
+        "config",
+        "unknowns",
+        "total (no compile)",
+        "compile [AOT]",
+        "total+compile",
+        "rel. L2",
+        "≤1e-6",
+    ]
     out = []
     for r in sorted(rows, key=lambda r: (r["kind"], r["p"], r["n"])):
         cfg = f"n={r['n']} (h=1/{r['n']})"
@@ -515,8 +616,21 @@ def sweep_table(rows: list[dict]) -> str:
         if "skipped" in r:
             out.append([name, cfg, "—", f"skipped: {r['skipped']}", "—", "—", "—", "—"])
             continue
-        out.append([name, cfg, r["dofs"], r["total_s"], r["compile_s"], r["total_compile_s"],
-                    _f(r["L2"], 3), "yes" if r["L2"] <= TARGET_ERR else ""])
+        comp = _f(r["compile_s"])
+        if "compile_aot_s" in r:
+            comp += f" [{_f(r['compile_aot_s'])}]"
+        out.append(
+            [
+                name,
+                cfg,
+                r["dofs"],
+                r["total_s"],
+                comp,
+                r["total_compile_s"],
+                _f(r["L2"], 3),
+                "yes" if r["L2"] <= TARGET_ERR else "",
+            ]
+        )
     return markdown(headers, out)
 
 
@@ -536,9 +650,7 @@ def fastest_table(rows: list[dict]) -> tuple[str, dict]:
     for p in sorted({r["p"] for r in rows if r["kind"] == "nmm"}):
         groups[f"  NMM p={p}"] = [r for r in rows if r["kind"] == "nmm" and r["p"] == p]
     for k in sorted({r["p"] for r in rows if r["kind"] == "skfem"}):
-        groups[f"  skfem {SKFEM_ORDERS[k]}"] = [
-            r for r in rows if r["kind"] == "skfem" and r["p"] == k
-        ]
+        groups[f"  skfem {SKFEM_ORDERS[k]}"] = [r for r in rows if r["kind"] == "skfem" and r["p"] == k]
     out, summary = [], {}
     for name, rs in groups.items():
         a, b = fastest(rs, "total_s"), fastest(rs, "total_compile_s")
@@ -546,8 +658,9 @@ def fastest_table(rows: list[dict]) -> tuple[str, dict]:
         if a is None:
             done = [r for r in rs if "skipped" not in r]
             best = min(done, key=lambda r: r["L2"]) if done else None
-            note = (f"not reached; best {best['L2']:.2e} at {best['dofs']} unknowns"
-                    if best else "no runs")
+            note = (
+                f"not reached; best {best['L2']:.2e} at {best['dofs']} unknowns" if best else "no runs"
+            )
             out.append([name, note, "—", "—", "—", "—"])
             continue
 
@@ -555,19 +668,42 @@ def fastest_table(rows: list[dict]) -> tuple[str, dict]:
             return f"{r['method']} n={r['n']} ({r['dofs']} unk., {r['solver']})"
 
         out.append([name, cfg(a), a["total_s"], _f(a["L2"], 3), cfg(b), b["total_compile_s"]])
-    headers = ["method", "fastest config (no compile)", "time s", "rel. L2",
-               "fastest config (with compile)", "time+compile s"]
+    headers = [
+        "method",
+        "fastest config (no compile)",
+        "time s",
+        "rel. L2",
+        "fastest config (with compile)",
+        "time+compile s",
+    ]
     return markdown(headers, out), summary
 
 
 def cut_table(r: dict) -> str:
     if "skipped" in r:
         return f"cut benchmark skipped: {r['skipped']}"
-    headers = ["cells", "elements", "cut elements", "physical covers", "boundary pieces",
-               "MathCover s", "topology.cut s", "ManifoldSpace(p=2) s", "< 5 s?"]
-    row = [r["cells"], r["elements"], r["cut_elements"], r["physical_covers"],
-           r["boundary_pieces"], r["cover_s"], r["cut_s"], r["space_p2_s"],
-           "yes" if r["space_p2_s"] < 5 else "no"]
+    headers = [
+        "cells",
+        "elements",
+        "cut elements",
+        "physical covers",
+        "boundary pieces",
+        "MathCover s",
+        "topology.cut s",
+        "ManifoldSpace(p=2) s",
+        "< 5 s?",
+    ]
+    row = [
+        r["cells"],
+        r["elements"],
+        r["cut_elements"],
+        r["physical_covers"],
+        r["boundary_pieces"],
+        r["cover_s"],
+        r["cut_s"],
+        r["space_p2_s"],
+        "yes" if r["space_p2_s"] < 5 else "no",
+    ]
     return markdown(headers, [row])
 
 
@@ -582,22 +718,41 @@ def main_cases(sizes: list[float], reps_small: int, with_cg: bool) -> list[dict]
         for order in (1, 2):
             n = skfem_n_for(size, order)
             for solver in SKFEM_SOLVERS:
-                specs.append({"kind": "skfem", "n": n, "p": order, "solver": solver,
-                              "reps": reps, "size": size, "dofs_est": skfem_dofs(n, order)})
+                specs.append(
+                    {
+                        "kind": "skfem",
+                        "n": n,
+                        "p": order,
+                        "solver": solver,
+                        "reps": reps,
+                        "size": size,
+                        "dofs_est": skfem_dofs(n, order),
+                    }
+                )
             p = 0 if order == 1 else 2
             n = nmm_n_for(size, p)
             solvers = ["direct", "cg"] if (p == 0 and with_cg) else ["direct"]
             for solver in solvers:
-                specs.append({"kind": "nmm", "n": n, "p": p, "solver": solver, "reps": reps,
-                              "e2e": size <= 2e5, "size": size, "dofs_est": nmm_dofs(n, p)})
+                specs.append(
+                    {
+                        "kind": "nmm",
+                        "n": n,
+                        "p": p,
+                        "solver": solver,
+                        "reps": reps,
+                        "e2e": size <= 2e5,
+                        "size": size,
+                        "dofs_est": nmm_dofs(n, p),
+                    }
+                )
     return specs
 
 
-def sweep_cases(quick: bool, max_dofs: float) -> list[dict]:
+def sweep_cases(quick: bool, max_dofs: float, reps_small: int) -> list[dict]:
     """(h, p) grid for the error-versus-time study; everything with the default solver."""
     if quick:
         nmm_grid = [(n, p) for n in (2, 4, 8) for p in (1, 2, 4, 6, 8)]
-        sk_grid = {1: (64, 128, 256), 2: (16, 32, 64), 3: (8, 16), 4: (4, 8)}
+        sk_grid = {1: (64, 128, 256), 2: (16, 32, 64, 96), 3: (8, 16, 24), 4: (4, 8, 12)}
     else:
         nmm_grid = [(n, p) for n in (2, 4, 8, 16, 32) for p in range(1, 9)]
         sk_grid = {
@@ -609,15 +764,30 @@ def sweep_cases(quick: bool, max_dofs: float) -> list[dict]:
     specs = []
     for n, p in nmm_grid:
         if nmm_dofs(n, p) <= max_dofs:
-            specs.append({"kind": "nmm", "n": n, "p": p, "solver": "direct",
-                          "reps": 3 if nmm_dofs(n, p) <= 2e5 else 2, "e2e": False,
-                          "dofs_est": nmm_dofs(n, p)})
+            specs.append(
+                {
+                    "kind": "nmm",
+                    "n": n,
+                    "p": p,
+                    "solver": "direct",
+                    "reps": reps_small if nmm_dofs(n, p) <= 2e5 else 2,
+                    "e2e": False,
+                    "dofs_est": nmm_dofs(n, p),
+                }
+            )
     for order, ns in sk_grid.items():
         for n in ns:
             if skfem_dofs(n, order) <= max_dofs:
-                specs.append({"kind": "skfem", "n": n, "p": order, "solver": "default",
-                              "reps": 3 if skfem_dofs(n, order) <= 2e5 else 2,
-                              "dofs_est": skfem_dofs(n, order)})
+                specs.append(
+                    {
+                        "kind": "skfem",
+                        "n": n,
+                        "p": order,
+                        "solver": "default",
+                        "reps": reps_small if skfem_dofs(n, order) <= 2e5 else 2,
+                        "dofs_est": skfem_dofs(n, order),
+                    }
+                )
     return specs
 
 
@@ -625,68 +795,61 @@ def _progress(r: dict) -> None:
     if "skipped" in r:
         msg = f"SKIPPED ({r['skipped']})"
     else:
-        msg = (f"dofs={r['dofs']} geom={r['geometry_s']:.3g} compile={r['compile_s']:.3g} "
-               f"asm={r['assembly_s']:.3g} solve={r['solve_s']:.3g} L2={r['L2']:.3g} "
-               f"rss={r['peak_rss_gb']:.2f}GiB")
-    print(f"  [{r['wall_s']:6.1f}s] {r['kind']} p={r['p']} n={r['n']} {r['solver']}: {msg}",
-          file=sys.stderr, flush=True)
-
-
-def _too_big(spec: dict, done: list[dict], cap_gb: float) -> str | None:
-    """Skip a case whose memory, scaled linearly from the largest finished run of the same
-    method, would not fit: SuperLU fill grows faster than linearly, so this is optimistic and the
-    RSS watchdog stays as the real guard."""
-    same = [r for r in done if "skipped" not in r and r["kind"] == spec["kind"]
-            and r["p"] == spec["p"] and r["solver"] == spec["solver"]]
-    if not same:
-        return None
-    ref = max(same, key=lambda r: r["dofs"])
-    est = ref["peak_rss_gb"] * spec["dofs_est"] / ref["dofs"]
-    if est > cap_gb:
-        return (f"estimated {est:.1f} GiB (linear from {ref['peak_rss_gb']:.1f} GiB at "
-                f"{ref['dofs']} unknowns) exceeds the {cap_gb:.0f} GiB cap")
-    return None
+        msg = (
+            f"dofs={r['dofs']} geom={r['geometry_s']:.3g} compile={r['compile_s']:.3g} "
+            f"asm={r['assembly_s']:.3g} solve={r['solve_s']:.3g} L2={r['L2']:.3g} "
+            f"rss={r['peak_rss_gb']:.2f}GiB"
+        )
+    print(
+        f"  [{r['wall_s']:6.1f}s] {r['kind']} p={r['p']} n={r['n']} {r['solver']}: {msg}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def run_all(specs, timeout_s, cap_gb) -> list[dict]:
     done = []
     for spec in specs:
-        why = _too_big(spec, done, cap_gb)
-        if why:
-            r = {**spec, "skipped": why, "wall_s": 0.0, "load_before": os.getloadavg()[0]}
-        else:
-            r = run_isolated(spec, timeout_s, cap_gb)
-        done.append(_totals(r))
+        r = _totals(run_isolated(spec, timeout_s, cap_gb))
+        done.append(r)
         _progress(r)
     return done
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", type=float, nargs="+", default=[1e4, 1e5, 1e6],
-                    help="target unknown counts for the fixed-size table")
-    ap.add_argument("--max-dofs", type=float, default=None,
-                    help="drop sizes (and sweep configurations) above this many unknowns")
-    ap.add_argument("--quick", action="store_true",
-                    help="1e4 only, a short sweep, fewer repetitions")
-    ap.add_argument("--sweep-max-dofs", type=float, default=2.2e6,
-                    help="largest configuration in the error-versus-time sweep")
-    ap.add_argument("--no-sweep", action="store_true", help="skip the error-versus-time sweep")
-    ap.add_argument("--no-cut", action="store_true", help="skip the cutting benchmark")
-    ap.add_argument("--no-cg", action="store_true", help="skip the nmm CG variant")
-    ap.add_argument("--reps", type=int, default=3,
-                    help="calls per phase for cases up to 2e5 unknowns (larger ones: 2)")
-    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per case")
-    ap.add_argument("--mem-cap-gb", type=float, default=20.0, help="RSS cap per case (GiB)")
-    ap.add_argument("--out", default="results/bench_poisson.json")
-    ap.add_argument("--worker", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+NOTES = [
+    "Unit square, -Δu = f, u = g on ∂Ω, exact u = sin(πx) sin(πy) + xy; the same analytic f and g "
+    "for both codes.",
+    "The nmm triangle cover is aligned with the square (cells are whole triangles, cut cells are "
+    "exactly the boundary ones): NMM p=0 is then linear FEM with Nitsche boundary conditions, and "
+    "the comparison with P1 is like for like.",
+    "nmm Dirichlet: Nitsche (weak, all (n+1)² nodes are unknowns); skfem: strong, by condense "
+    "(interior DOFs only). 'unknowns' counts all DOFs for both.",
+    "Quadrature: each code's default rule; 'qp/el' = quadrature points per element.",
+    "Times are wall-clock seconds, steady state = best of the calls after the first.",
+    "compile = first call minus steady-state call (assembly + solve); [AOT] = trace + lower + XLA "
+    "compile alone, timed after jax.clear_caches(): the first number also holds first-call "
+    "run-time noise, the second does not.",
+    "Other jobs may share this 2-core machine: see 'load' (1-min load average before each case).",
+]
 
-    if args.worker:
-        res = worker(json.loads(args.worker))
-        print(RESULT_TAG + json.dumps(res), flush=True)
-        return
 
+def _git_state() -> str:
+    """Commit of the nmm checkout, and whether nmm/ had local changes (others edit it too)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "nmm"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + local changes in nmm/" if dirty else "")
+
+
+def collect(args) -> dict:
+    """Run every case (each in its own subprocess) and return the raw results."""
     sizes = [1e4] if args.quick else args.sizes
     sweep_max = args.sweep_max_dofs
     if args.max_dofs is not None:
@@ -696,81 +859,150 @@ def main(argv=None) -> None:
         sweep_max = min(sweep_max, 1e5)
     reps = 2 if args.quick else args.reps
 
-    t_start = time.perf_counter()
     import jax
     import scipy
     import skfem
 
-    meta = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"{_mem_available_gb():.1f} GiB available at start",
-        "python": platform.python_version(),
-        "versions": {"jax": jax.__version__, "scikit-fem": skfem.__version__,
-                     "scipy": scipy.__version__, "numpy": np.__version__},
-        "loadavg_start": os.getloadavg(),
-        "notes": [
-            "Unit square, -Δu = f, u = g on ∂Ω, exact u = sin(πx) sin(πy) + xy; the same "
-            "analytic f and g for both codes.",
-            "The nmm triangle cover is aligned with the square (cells are whole triangles, cut "
-            "cells are exactly the boundary ones): NMM p=0 is then linear FEM with Nitsche "
-            "boundary conditions, and the comparison with P1 is like for like.",
-            "nmm Dirichlet: Nitsche (weak, all (n+1)² nodes are unknowns); skfem: strong, by "
-            "condense (interior DOFs only). 'unknowns' counts all DOFs for both.",
-            "Quadrature: each code's default. nmm: degree 2(p+1)+2 (p=0: 9 points/triangle, "
-            "p=2: 25); skfem: degree 2k (P1: 3 points, P2: 6).",
-            "Times are wall-clock seconds, steady state = best of the calls after the first.",
-            "Other jobs may share this 2-core machine: see 'load' (1-min load average before "
-            "each case).",
-        ],
+    t_start = time.perf_counter()
+    result = {
+        "meta": {
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+            f"{_mem_available_gb():.1f} GiB available at start",
+            "nmm_git": _git_state(),
+            "python": platform.python_version(),
+            "versions": {
+                "jax": jax.__version__,
+                "scikit-fem": skfem.__version__,
+                "scipy": scipy.__version__,
+                "numpy": np.__version__,
+            },
+            "loadavg_start": os.getloadavg(),
+        }
     }
-    print(f"# Poisson: nmm vs scikit-fem  ({meta['started']}, {meta['machine']})\n")
-    for note in meta["notes"]:
-        print(f"- {note}")
-    print("- scikit-fem solvers: " + "; ".join(f"`{k}` = {v}" for k, v in SKFEM_SOLVERS.items()))
-    print("- nmm solvers: " + "; ".join(f"`{k}` = {v}" for k, v in NMM_SOLVERS.items()))
-    print()
-
-    result = {"meta": meta}
     print("running fixed-size cases ...", file=sys.stderr)
-    main_rows = run_all(main_cases(sizes, reps, not args.no_cg), args.timeout, args.mem_cap_gb)
-    result["cases"] = main_rows
-    print("## Fixed sizes (seconds)\n")
-    print(main_table(main_rows))
-    print("\n### Target: NMM p=0 assembly+solve ≤ 1.5 × skfem P1\n")
-    print(ratio_table(main_rows))
-    print()
-
+    result["cases"] = run_all(main_cases(sizes, reps, not args.no_cg), args.timeout, args.mem_cap_gb)
     if not args.no_sweep:
         print("running error-versus-time sweep ...", file=sys.stderr)
-        sweep_rows = run_all(sweep_cases(args.quick, sweep_max), args.timeout, args.mem_cap_gb)
-        result["sweep"] = sweep_rows
-        print("## Error versus wall time (default solvers; seconds)\n")
-        print(sweep_table(sweep_rows))
-        pool = [r for r in sweep_rows + main_rows if "skipped" not in r]
-        table, summary = fastest_table(pool)
-        result["fastest_to_1e-6"] = {
-            k: {kk: (None if v is None else {x: v[x] for x in (
-                "method", "solver", "n", "dofs", "total_s", "total_compile_s", "L2")})
-                for kk, v in d.items()} for k, d in summary.items()}
-        print(f"\n### Fastest measured configuration with rel. L2 ≤ {TARGET_ERR:g} "
-              "(sweep + fixed-size runs, no interpolation)\n")
-        print(table)
-        print()
-
+        specs = sweep_cases(args.quick, sweep_max, reps)
+        result["sweep"] = run_all(specs, args.timeout, args.mem_cap_gb)
     if not args.no_cut:
         print("running cutting benchmark ...", file=sys.stderr)
-        cut = run_isolated({"kind": "cut", "cells": 1e5, "reps": 3, "p": 2, "n": 0,
-                            "solver": "-"}, args.timeout, args.mem_cap_gb)
-        result["cut"] = cut
-        print("## Cutting covers: ~1e5 triangle cells, square with a 64-gon hole and a crack\n")
-        print(cut_table(cut))
-        print()
+        spec = {"kind": "cut", "cells": 1e5, "reps": 3, "p": 2, "n": 0, "solver": "-"}
+        result["cut"] = run_isolated(spec, args.timeout, args.mem_cap_gb)
+    result["meta"]["nmm_git_end"] = _git_state()
+    result["meta"]["wall_s"] = time.perf_counter() - t_start
+    return result
 
-    wall = time.perf_counter() - t_start
-    result["meta"]["wall_s"] = wall
-    print(f"Total benchmark wall time: {wall:.0f} s")
+
+def render(result: dict) -> str:
+    """All tables as Markdown (also fills result["fastest_to_1e-6"])."""
+    meta = result["meta"]
+    lines = [
+        f"# Poisson: nmm vs scikit-fem  ({meta['started']}, {meta['machine']}, "
+        f"nmm {meta.get('nmm_git', '?')})",
+        "",
+    ]
+    lines += [f"- {note}" for note in NOTES]
+    lines.append("- scikit-fem solvers: " + "; ".join(f"`{k}` = {v}" for k, v in SKFEM_SOLVERS.items()))
+    lines.append("- nmm solvers: " + "; ".join(f"`{k}` = {v}" for k, v in NMM_SOLVERS.items()))
+    if meta.get("nmm_git_end", meta.get("nmm_git")) != meta.get("nmm_git"):
+        lines.append(f"- WARNING: nmm changed during the run (end: {meta['nmm_git_end']})")
+    main_rows = result["cases"]
+    lines += [
+        "",
+        "## Fixed sizes (seconds)",
+        "",
+        main_table(main_rows),
+        "",
+        "### Target: NMM p=0 assembly+solve ≤ 1.5 × skfem P1",
+        "",
+        ratio_table(main_rows),
+        "",
+    ]
+    if "sweep" in result:
+        sweep_rows = result["sweep"]
+        pool = [r for r in sweep_rows + main_rows if "skipped" not in r]
+        table, summary = fastest_table(pool)
+        keep = ("method", "solver", "n", "dofs", "total_s", "total_compile_s", "L2")
+        result["fastest_to_1e-6"] = {
+            name: {which: None if r is None else {k: r[k] for k in keep} for which, r in best.items()}
+            for name, best in summary.items()
+        }
+        lines += [
+            "## Error versus wall time (default solvers; seconds)",
+            "",
+            sweep_table(sweep_rows),
+            "",
+            f"### Fastest measured configuration with rel. L2 ≤ {TARGET_ERR:g} "
+            "(sweep + fixed-size runs, no interpolation)",
+            "",
+            table,
+            "",
+        ]
+    if "cut" in result:
+        lines += [
+            "## Cutting covers: ~1e5 triangle cells, square with a 64-gon hole and a crack",
+            "",
+            cut_table(result["cut"]),
+            "",
+        ]
+    if "wall_s" in meta:
+        lines.append(f"Total benchmark wall time: {meta['wall_s']:.0f} s")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--sizes",
+        type=float,
+        nargs="+",
+        default=[1e4, 1e5, 1e6],
+        help="target unknown counts for the fixed-size table",
+    )
+    ap.add_argument(
+        "--max-dofs",
+        type=float,
+        default=None,
+        help="drop sizes (and sweep configurations) above this many unknowns",
+    )
+    ap.add_argument("--quick", action="store_true", help="1e4 only, a short sweep, fewer repetitions")
+    ap.add_argument(
+        "--sweep-max-dofs",
+        type=float,
+        default=2.2e6,
+        help="largest configuration in the error-versus-time sweep",
+    )
+    ap.add_argument("--no-sweep", action="store_true", help="skip the error-versus-time sweep")
+    ap.add_argument("--no-cut", action="store_true", help="skip the cutting benchmark")
+    ap.add_argument("--no-cg", action="store_true", help="skip the nmm CG variant")
+    ap.add_argument(
+        "--reps",
+        type=int,
+        default=5,
+        help="calls per phase for cases up to 2e5 unknowns (larger ones: 2)",
+    )
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per case")
+    ap.add_argument("--mem-cap-gb", type=float, default=20.0, help="RSS cap per case (GiB)")
+    ap.add_argument("--out", default="results/bench_poisson.json")
+    ap.add_argument(
+        "--render", metavar="JSON", help="only print the tables of an earlier run's JSON file"
+    )
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.worker:
+        res = worker(json.loads(args.worker))
+        print(RESULT_TAG + json.dumps(res), flush=True)
+        return
+    if args.render:
+        print(render(json.loads(Path(args.render).read_text())))
+        return
+
+    result = collect(args)
+    print(render(result))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=float))

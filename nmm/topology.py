@@ -228,7 +228,9 @@ def _cell_edges(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pairs = np.stack([cells, np.roll(cells, -1, axis=1)], axis=-1).reshape(-1, 2)
     pairs = np.sort(pairs, axis=1)
     owner = np.repeat(np.arange(n_cells), n_v)
-    edges, inv = np.unique(pairs, axis=0, return_inverse=True)
+    n_nodes = int(cells.max()) + 1
+    keys, inv = np.unique(pairs[:, 0] * n_nodes + pairs[:, 1], return_inverse=True)  # 1-D: fast
+    edges = np.stack([keys // n_nodes, keys % n_nodes], axis=1)
     inv = inv.reshape(-1)
     edge_cells = -np.ones((len(edges), 2), np.int64)
     order = np.argsort(inv, kind="stable")
