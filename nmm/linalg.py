@@ -84,19 +84,21 @@ def to_scipy(data: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> sp.cs
 class _Factored:
     """Unit-diagonal scaling + perturbed LU of one matrix, with iterative refinement."""
 
-    def __init__(self, a: sp.csc_matrix, opts: SolverOptions):
+    def __init__(self, a: sp.csc_matrix, opts: SolverOptions, nt: int):
         d = a.diagonal()
         d = np.where(d > 0, d, 1.0)  # a cover with no support in the data keeps its zero row
         self.s = 1.0 / np.sqrt(d)
         scale = sp.diags(self.s)
         self.a = (scale @ a @ scale).tocsc()
         n = a.shape[0]
-        # The factored copy drops entries at round-off level (e.g. couplings across the hypotenuse
-        # of right triangles that cancel to 1e-17): kept, they add ~40% fill and slow SuperLU 8x
-        # at 1e6 unknowns. Refinement runs against the unmodified matrix, so accuracy is kept.
+        # For scalar blocks (p = 0) the factored copy drops entries at round-off level (couplings
+        # across the hypotenuse of right triangles cancel to 1e-17): kept, they add ~40% fill and
+        # slow SuperLU 8x at 1e6 unknowns. Refinement runs against the unmodified matrix. Not done
+        # for p >= 1, where the near-singular systems converge slower under a modified factor.
         factored = self.a + opts.eps * sp.identity(n, format="csc")
-        factored.data[np.abs(factored.data) < _DROP] = 0.0
-        factored.eliminate_zeros()
+        if nt == 1:
+            factored.data[np.abs(factored.data) < _DROP] = 0.0
+            factored.eliminate_zeros()
         self.lu = spla.splu(
             factored.tocsc(),
             permc_spec="MMD_AT_PLUS_A",
@@ -144,7 +146,9 @@ def _host_direct(indptr, indices, opts, data, b):
     fac = None
     for k in range(batch):
         if fac is None or data.shape[0] > 1:
-            fac = _Factored(to_scipy(data[min(k, data.shape[0] - 1)], indptr, indices), opts)
+            fac = _Factored(
+                to_scipy(data[min(k, data.shape[0] - 1)], indptr, indices), opts, data.shape[-1]
+            )
         xs[k], stats[k] = fac.solve(b[min(k, b.shape[0] - 1)])
     return xs, stats
 
