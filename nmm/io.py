@@ -22,6 +22,7 @@ import equinox as eqx
 import numpy as np
 
 from .field import Field
+from .topology import rings
 
 _CHUNK = 1 << 15  # points per evaluation call: bounds memory for fine meshes / high degrees
 
@@ -158,16 +159,6 @@ def _new_axes():
     return fig.add_subplot()
 
 
-def _rings(poly) -> list[np.ndarray]:
-    """Coordinate arrays of the exterior and holes of a shapely (Multi)Polygon."""
-    parts = getattr(poly, "geoms", [poly])
-    out = []
-    for p in parts:
-        out.append(np.asarray(p.exterior.coords))
-        out += [np.asarray(r.coords) for r in p.interiors]
-    return out
-
-
 def _closed(ring: np.ndarray) -> np.ndarray:
     return np.vstack([ring, ring[:1]])
 
@@ -245,8 +236,8 @@ def _plot_2d(u: Field, ax, refine: int, cmap: str, show_elements: bool, dom) -> 
     tri = Triangulation(pts[:, 0], pts[:, 1], s["cells"])
     img = ax.tripcolor(tri, vals, shading="gouraud", cmap=cmap, rasterized=True)
     if show_elements:
-        rings = [r for g in u.space.host.topology.elem_geom for r in _rings(g)]
-        ax.add_collection(LineCollection(rings, colors="k", linewidths=0.25, alpha=0.35))
+        outlines = [r for g in u.space.host.topology.elem_geom for r in rings(g)]
+        ax.add_collection(LineCollection(outlines, colors="k", linewidths=0.25, alpha=0.35))
     boundary = [_closed(np.asarray(dom.outer))] + [_closed(np.asarray(h)) for h in dom.holes]
     ax.add_collection(LineCollection(boundary, colors="k", linewidths=1.2))
     cracks = dom.crack_lines
