@@ -196,6 +196,23 @@ def _direct_bwd(static, res, cot):
 _direct.defvjp(_direct_fwd, _direct_bwd)
 
 
+def solve_dense(a, b, opts: SolverOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Host-side solve of one small dense symmetric positive semi-definite system with the same
+    regularised machinery as the sparse direct solver (unit-diagonal scaling, perturbed LU,
+    energy-norm refinement). Used for the output layer of networks (``nmm_nn.cover_solve``),
+    whose features are as linearly dependent as high-order cover functions.
+
+    Returns ``x`` and ``stats`` as :func:`solve_blocks`.
+    """
+    opts = SolverOptions() if opts is None else opts
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or b.shape != (a.shape[0],):
+        raise ValueError(f"a must be square (n, n) and b (n,), got {a.shape} and {b.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("a and b must be finite")
+    return _Factored(sp.csc_matrix(a), opts, a.shape[0]).solve(b)
+
+
 def solve_blocks(space, data, b, opts: SolverOptions):
     """Solve A x = b for the space's block matrix ``data (n_blocks, nt, nt)``.
 

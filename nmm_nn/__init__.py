@@ -1,0 +1,31 @@
+"""nmm_nn — MLPs trained on the very problems nmm solves, and the bridge between networks and covers.
+
+* :class:`MLP` (equinox), :class:`Task` (the shared discrete functional), :func:`train` (optax,
+  jitted ``lax.scan`` chunks, checkpoints);
+* :func:`covers` (exact linear regions of ReLU/hat networks, kink sets, counts) and the region
+  bounds; :func:`to_mlp` (exact ReLU network of a degree-0 NMM field); :func:`cover_solve` (the
+  output layer solved exactly on the last hidden layer's "cover functions");
+  :func:`functional_dof` (rank of the parameter Jacobian).
+"""
+
+from .cover_solve import CoverSolve as CoverSolve
+from .cover_solve import FunctionalDOF as FunctionalDOF
+from .cover_solve import cover_solve as cover_solve
+from .cover_solve import functional_dof as functional_dof
+from .mlp import MLP as MLP
+from .task import Task as Task
+from .to_mlp import to_mlp as to_mlp
+from .train import History as History
+from .train import train as train
+
+__all__ = [
+    "MLP",
+    "Task",
+    "train",
+    "History",
+    "to_mlp",
+    "cover_solve",
+    "CoverSolve",
+    "functional_dof",
+    "FunctionalDOF",
+]
