@@ -206,6 +206,18 @@ class Task(eqx.Module):
         )
 
     @classmethod
+    def of(cls, objective, space: nmm.ManifoldSpace | None = None, **kwargs) -> Task:
+        """A task from what ``nmm`` solves: a Task (returned as is), an ``nmm.Poisson`` problem
+        (:meth:`poisson`), a callable or ``(points, values)`` fit target (:meth:`fit`)."""
+        if isinstance(objective, Task):
+            if space is not None or kwargs:
+                raise ValueError("space and task options go to Task.fit / Task.poisson, not to a Task")
+            return objective
+        if isinstance(objective, nmm.Poisson):
+            return cls.poisson(objective, space, **kwargs)
+        return cls.fit(objective, space, **kwargs)
+
+    @classmethod
     def _build(
         cls,
         kind,

@@ -111,7 +111,8 @@ def _chunk_fn(static, opt, line_search: bool, length: int):
 
 def train(
     net: MLP,
-    task: Task,
+    task,
+    space=None,
     *,
     steps: int,
     optimizer="adam",
@@ -125,7 +126,11 @@ def train(
 
     Args:
         net: the :class:`MLP` (scalar output, input size = the task's dimension).
-        task: a :class:`Task` (``Task.fit`` or ``Task.poisson``).
+        task: a :class:`Task` (``Task.fit`` or ``Task.poisson``), or what ``nmm`` solves: an
+            ``nmm.Poisson`` problem or a fit target (callable or ``(points, values)``), made into
+            a task on ``space``'s quadrature with ``Task.of`` (Ritz form; exact = the target).
+        space: the :class:`nmm.ManifoldSpace` whose quadrature defines the functional (only when
+            ``task`` is not a Task).
         steps: total number of optimiser steps (a resumed run counts the steps already done).
         optimizer: ``"adam"`` (default), ``"lbfgs"`` or any ``optax.GradientTransformation``
             (for L-BFGS-like transformations that need the loss, use ``"lbfgs"``).
@@ -141,8 +146,7 @@ def train(
     """
     if not isinstance(net, MLP):
         raise TypeError(f"net must be an nmm_nn.MLP, got {type(net).__name__}")
-    if not isinstance(task, Task):
-        raise TypeError(f"task must be an nmm_nn.Task, got {type(task).__name__}")
+    task = Task.of(task, space)
     if net.in_size != task.dim:
         raise ValueError(f"net.in_size={net.in_size} does not match the task's dimension {task.dim}")
     if net.out_size != "scalar":

@@ -97,3 +97,21 @@ def test_bad_input(poly_task):
         train(net, poly_task, steps=10, learning_rate=-1.0)
     with pytest.raises(FloatingPointError, match="non-finite at step"):
         train(net, poly_task, steps=50, learning_rate=1e300, progress=False)
+
+
+def test_train_on_what_nmm_solves(poly_task):
+    """A Poisson problem or a fit target with a space is made into the same Task."""
+    space = nmm.ManifoldSpace(
+        nmm.MathCover.intervals(nmm.Domain.interval(-1.0, 1.0), 96),
+        nmm.Domain.interval(-1.0, 1.0),
+        degree=1,
+    )
+    net = MLP(1, "scalar", 8, 1, "tanh", key=jr.PRNGKey(0))
+    direct = train(net, POLY, space, steps=20, progress=False)[1]
+    via_task = train(net, poly_task, steps=20, progress=False)[1]
+    assert np.allclose(direct.loss, via_task.loss, rtol=1e-12)
+    prob = nmm.Poisson(f=1.0, dirichlet=0.0)
+    hist = train(net, prob, space, steps=20, progress=False)[1]
+    assert hist.loss[-1] < hist.loss[0] and hist.errors == {}
+    with pytest.raises(TypeError, match="space"):
+        train(net, POLY, steps=10)
