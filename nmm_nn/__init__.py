@@ -13,6 +13,12 @@ from .cover_solve import FunctionalDOF as FunctionalDOF
 from .cover_solve import cover_solve as cover_solve
 from .cover_solve import functional_dof as functional_dof
 from .mlp import MLP as MLP
+from .regions import NetworkCovers as NetworkCovers
+from .regions import covers as covers
+from .regions import deep_bound_1d as deep_bound_1d
+from .regions import region_bound as region_bound
+from .regions import shallow_bound as shallow_bound
+from .regions import tent_map as tent_map
 from .task import Task as Task
 from .to_mlp import to_mlp as to_mlp
 from .train import History as History
@@ -23,6 +29,12 @@ __all__ = [
     "Task",
     "train",
     "History",
+    "covers",
+    "NetworkCovers",
+    "shallow_bound",
+    "deep_bound_1d",
+    "region_bound",
+    "tent_map",
     "to_mlp",
     "cover_solve",
     "CoverSolve",
