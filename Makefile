@@ -1,7 +1,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: run test test-all bench lint clean
+.PHONY: run test test-all bench bench-nn lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -20,6 +20,10 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/poisson_vs_skfem.py
+
+bench-nn: $(STAMP)
+	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/nn_bridge_report.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check nmm nmm_nn experiments tests benchmarks

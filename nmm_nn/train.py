@@ -165,7 +165,7 @@ def train(
     meta = {
         "widths": list(net.widths),
         "activation": net.activation,
-        "optimizer": str(optimizer),
+        "optimizer": optimizer if isinstance(optimizer, str) else "optax transformation",
         "learning_rate": learning_rate if not callable(learning_rate) else "schedule",
     }
     if path is not None and resume and path.exists():
