@@ -72,6 +72,7 @@ class Task(eqx.Module):
     has_exact_grad: bool = eqx.field(static=True)
     boundary_weight: float = eqx.field(static=True)
     nitsche: bool = eqx.field(static=True)
+    located: bool = eqx.field(static=True)  # the element of every volume point is known
     points: jax.Array
     weights: jax.Array
     elems: jax.Array
@@ -259,6 +260,7 @@ class Task(eqx.Module):
             has_exact=exact is not None,
             has_exact_grad=exact is not None and (exact_grad is not None or callable(exact)),
             boundary_weight=boundary_weight,
+            located=bool(np.all(np.asarray(el) >= 0)),
             nitsche=bool(nitsche),
             points=jnp.asarray(pts, float),
             weights=jnp.asarray(w, float),
@@ -317,8 +319,10 @@ class Task(eqx.Module):
         return 0.5 * jnp.sum(w * residual**2) + 0.5 * lam * (dirichlet + neumann)
 
     def loss(self, u: Callable) -> jax.Array:
-        """The functional at a scalar function ``u(x)`` of one point (a network, a lambda).
-        Traceable (``train`` differentiates it); called eagerly it runs jitted."""
+        """The functional at a scalar function ``u(x)`` of one point (a network, a lambda) or at
+        an :class:`nmm.Field`. Traceable (``train`` differentiates it); eagerly it runs jitted."""
+        if isinstance(u, nmm.Field):
+            return self.field_loss(u)
         return _loss(self, u)
 
     def field_loss(self, field: nmm.Field) -> jax.Array:
@@ -329,7 +333,7 @@ class Task(eqx.Module):
                 "field_loss: the PINN form needs second derivatives, which an NMM field "
                 "of hat weights does not have"
             )
-        if self.elems.size and int(jnp.min(self.elems)) < 0:  # samples: locate them
+        if not self.located:  # samples: locate them
             vol = {"u": field(self.points)}
         else:
             vol = _field_values(field, self.elems, self.points)
@@ -337,10 +341,13 @@ class Task(eqx.Module):
         return self.energy({"volume": vol, "boundary": bnd})
 
     def errors(self, u: Callable) -> dict[str, float]:
-        """Relative L2 and H1-seminorm errors of ``u(x)`` against the exact solution, on the error
-        rule (the space's quadrature degree + 4, the rule of ``nmm.errors``)."""
+        """Relative L2, H1-seminorm and max errors of ``u(x)`` (a callable or an nmm.Field)
+        against the exact solution on the error rule (the space's quadrature degree + 4, the rule
+        of ``nmm.errors``; max over its points)."""
         if not self.has_exact:
             raise ValueError("errors: this task has no exact solution (give exact=...)")
+        if isinstance(u, nmm.Field) and bool(jnp.all(self.e_elems >= 0)):
+            return {k: float(v) for k, v in _field_errors(self, u).items()}
         return {k: float(v) for k, v in _errors(self, u).items()}
 
 
@@ -353,13 +360,22 @@ def _loss(task: Task, u):
 @eqx.filter_jit
 def _errors(task: Task, fn):
     d = _derivatives(lambda x: jnp.reshape(fn(x), (1,)), task.e_points, True, False)
-    u, du = d["u"][:, 0], d["du"][:, 0]
+    return _relative(task, d["u"][:, 0], d["du"][:, 0])
+
+
+@eqx.filter_jit
+def _field_errors(task: Task, field):
+    return _relative(task, *field.in_elements(task.e_elems, task.e_points))
+
+
+def _relative(task: Task, u, du):
     w = task.e_weights
     l2 = jnp.sqrt(jnp.sum(w * (u - task.e_exact) ** 2) / jnp.sum(w * task.e_exact**2))
     h1 = jnp.sqrt(
         jnp.sum(w * jnp.sum((du - task.e_grad) ** 2, -1)) / jnp.sum(w * jnp.sum(task.e_grad**2, -1))
     )
-    return {"L2": l2, "H1": h1}
+    mx = jnp.max(jnp.abs(u - task.e_exact)) / jnp.max(jnp.abs(task.e_exact))
+    return {"L2": l2, "H1": h1, "max": mx}
 
 
 def _derivatives(fn, points, grad: bool, lap: bool):

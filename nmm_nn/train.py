@@ -22,6 +22,8 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+import nmm
+
 from .mlp import MLP, trainable
 from .task import Task
 
@@ -110,7 +112,7 @@ def _chunk_fn(static, opt, line_search: bool, length: int):
 
 
 def train(
-    net: MLP,
+    net: MLP | nmm.Field,
     task,
     space=None,
     *,
@@ -125,7 +127,9 @@ def train(
     """Minimise ``task``'s functional over the network's weights and biases.
 
     Args:
-        net: the :class:`MLP` (scalar output, input size = the task's dimension).
+        net: the :class:`MLP` (scalar output, input size = the task's dimension), or an
+            :class:`nmm.Field` whose cover-function coefficients are trained (the NMM space
+            with the network's optimiser: it separates the optimiser from the representation).
         task: a :class:`Task` (``Task.fit`` or ``Task.poisson``), or what ``nmm`` solves: an
             ``nmm.Poisson`` problem or a fit target (callable or ``(points, values)``), made into
             a task on ``space``'s quadrature with ``Task.of`` (Ritz form; exact = the target).
@@ -144,27 +148,19 @@ def train(
     Returns:
         ``(trained network, History)``.
     """
-    if not isinstance(net, MLP):
-        raise TypeError(f"net must be an nmm_nn.MLP, got {type(net).__name__}")
     task = Task.of(task, space)
-    if net.in_size != task.dim:
-        raise ValueError(f"net.in_size={net.in_size} does not match the task's dimension {task.dim}")
-    if net.out_size != "scalar":
-        raise ValueError(
-            f"net must have a scalar output (out_size='scalar'), got out_size={net.out_size!r}"
-        )
+    spec, meta = _model_spec(net, task)
     for name, value in (("steps", steps), ("chunk", chunk)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     opt, line_search = make_optimizer(optimizer, learning_rate)
 
-    params, static = eqx.partition(net, trainable(net))
+    params, static = eqx.partition(net, spec)
     state = opt.init(params)
     history = History(errors={"L2": [], "H1": []} if task.has_exact else {})
     path = Path(checkpoint) if checkpoint is not None else None
     meta = {
-        "widths": list(net.widths),
-        "activation": net.activation,
+        **meta,
         "optimizer": optimizer if isinstance(optimizer, str) else "optax transformation",
         "learning_rate": learning_rate if not callable(learning_rate) else "schedule",
     }
@@ -204,14 +200,32 @@ def train(
         history.step.append(done)
         history.wall.append(run_time)
         if task.has_exact:
-            for name, value in task.errors(eqx.combine(params, static)).items():
-                history.errors[name].append(value)
+            errs = task.errors(eqx.combine(params, static))
+            for name in history.errors:
+                history.errors[name].append(errs[name])
         if path is not None:
             _save(path, params, state, history, meta)
         bar.update(n)
         bar.set_postfix(loss=f"{chunk_losses[-1]:.3e}")
     bar.close()
     return eqx.combine(params, static), history
+
+
+def _model_spec(net, task: Task):
+    """Trainable-leaf filter and checkpoint identity of a model (an MLP or an nmm.Field)."""
+    if isinstance(net, nmm.Field):
+        if net.space.dim != task.dim:
+            raise ValueError(f"net: the field is {net.space.dim}D but the task is {task.dim}D")
+        spec = jax.tree_util.tree_map(lambda _: False, net)
+        spec = eqx.tree_at(lambda f: f.coeffs, spec, True)
+        return spec, {"model": "nmm.Field", "n_dofs": int(net.space.n_dofs), "degree": net.space.degree}
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be an nmm_nn.MLP or an nmm.Field, got {type(net).__name__}")
+    if net.in_size != task.dim:
+        raise ValueError(f"net.in_size={net.in_size} does not match the task's dimension {task.dim}")
+    if net.out_size != "scalar":
+        raise ValueError(f"net must have a scalar output (out_size='scalar'), got {net.out_size!r}")
+    return trainable(net), {"widths": list(net.widths), "activation": net.activation}
 
 
 def _save(path: Path, params, state, history: History, meta: dict) -> None:

@@ -115,3 +115,20 @@ def test_train_on_what_nmm_solves(poly_task):
     assert hist.loss[-1] < hist.loss[0] and hist.errors == {}
     with pytest.raises(TypeError, match="space"):
         train(net, POLY, steps=10)
+
+
+def test_train_nmm_coefficients(poly_task):
+    """nmm-adam: the NMM space's coefficients trained by the same optimiser."""
+    space = nmm.ManifoldSpace(
+        nmm.MathCover.intervals(nmm.Domain.interval(-1.0, 1.0), 4),
+        nmm.Domain.interval(-1.0, 1.0),
+        degree=3,
+    )
+    task = Task.fit(POLY, space)
+    start = nmm.Field(space, jnp.zeros(space.n_dofs), jnp.zeros(3))
+    field, hist = train(start, task, steps=400, chunk=200, learning_rate=1e-2, progress=False)
+    assert isinstance(field, nmm.Field) and hist.loss[-1] < 1e-2 * hist.loss[0]
+    assert np.isclose(float(task.loss(field)), hist.loss[-1], rtol=0.05)
+    assert hist.errors["L2"][-1] == task.errors(field)["L2"]
+    best = nmm.fit(space, POLY)
+    assert task.errors(best)["L2"] <= hist.errors["L2"][-1]  # the solve is the optimum
