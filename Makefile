@@ -1,7 +1,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: run test test-all bench bench-nn lint clean
+.PHONY: run demo test test-all bench bench-nn lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -10,7 +10,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m nmm.demo --out results
+	$(PY) -m experiments run --suite quick --out results
+
+demo: $(STAMP)
+	$(PY) -m nmm.demo --out results/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

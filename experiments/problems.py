@@ -43,6 +43,8 @@ class Problem:
         poisson: the :class:`nmm.Poisson` problem (None for fits).
         extent: length of the domain's bounding box side (a cover of ``cells`` cells per side has
             cell size ``extent / cells``).
+        quadrature: ``(cells, degree)`` of the NMM space whose quadrature defines the functional
+            every trained method minimises and every method is measured on (its error rule).
         info: problem constants (coefficients, frequencies, phases) for reports.
     """
 
@@ -54,6 +56,7 @@ class Problem:
     exact: Callable
     poisson: nmm.Poisson | None = None
     extent: float = 1.0
+    quadrature: tuple[int, int] = (16, 1)
     info: dict = field(default_factory=dict)
 
     def cover(self, cells: int, offset=(0.0, 0.0)) -> nmm.MathCover:
@@ -67,10 +70,21 @@ class Problem:
     def space(self, cells: int, degree: int, **kwargs) -> nmm.ManifoldSpace:
         return nmm.ManifoldSpace(self.cover(cells), self.domain, degree=degree, **kwargs)
 
-    def task(self, space: nmm.ManifoldSpace, form: str = "ritz"):
-        """The :class:`nmm_nn.Task` (the functional every method minimises) on ``space``."""
+    def quadrature_space(self) -> nmm.ManifoldSpace:
+        """The space whose quadrature is the shared functional's (see ``quadrature``)."""
+        return self.space(*self.quadrature)
+
+    def shared(self):
+        """``(quadrature space, task)``: the functional every method is trained and measured on."""
+        space = self.quadrature_space()
+        return space, self.task(space)
+
+    def task(self, space: nmm.ManifoldSpace | None = None, form: str = "ritz"):
+        """The :class:`nmm_nn.Task` (the functional every method minimises) on ``space``'s
+        quadrature (default: the problem's quadrature space)."""
         from nmm_nn import Task
 
+        space = self.quadrature_space() if space is None else space
         if self.kind == "fit":
             return Task.fit(self.exact, space)
         return Task.poisson(self.poisson, space, form=form, exact=self.exact)
@@ -95,6 +109,7 @@ def _poly(degree: int, seed: int) -> Problem:
         nmm.Domain.interval(-1.0, 1.0),
         lambda x: jnp.polyval(coeffs, x[0]),
         extent=2.0,
+        quadrature=(171, 1),  # 513 points, as in the usual MLP polynomial-fit setting
         info={"alpha": alpha.tolist(), "seed": seed},
     )
 
@@ -110,6 +125,7 @@ def _sines(seed: int) -> Problem:
         "fit",
         nmm.Domain.interval(0.0, 1.0),
         lambda x: jnp.sum(jnp.sin(2 * jnp.pi * kj * x[0] + pj)),
+        quadrature=(200, 1),  # 600 points, 12 per period of the highest frequency
         info={"frequencies": list(SINE_FREQUENCIES), "phases": phase.tolist(), "seed": seed},
     )
 

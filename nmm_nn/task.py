@@ -73,6 +73,7 @@ class Task(eqx.Module):
     boundary_weight: float = eqx.field(static=True)
     nitsche: bool = eqx.field(static=True)
     located: bool = eqx.field(static=True)  # the element of every volume point is known
+    space_host: object = eqx.field(static=True)  # HostData of the space ``elems`` index (or None)
     points: jax.Array
     weights: jax.Array
     elems: jax.Array
@@ -261,6 +262,7 @@ class Task(eqx.Module):
             has_exact_grad=exact is not None and (exact_grad is not None or callable(exact)),
             boundary_weight=boundary_weight,
             located=bool(np.all(np.asarray(el) >= 0)),
+            space_host=space.host if space is not None else None,
             nitsche=bool(nitsche),
             points=jnp.asarray(pts, float),
             weights=jnp.asarray(w, float),
@@ -321,12 +323,15 @@ class Task(eqx.Module):
     def loss(self, u: Callable) -> jax.Array:
         """The functional at a scalar function ``u(x)`` of one point (a network, a lambda) or at
         an :class:`nmm.Field`. Traceable (``train`` differentiates it); eagerly it runs jitted."""
-        if isinstance(u, nmm.Field):
+        if isinstance(u, nmm.Field) and u.space.host is self.space_host:
             return self.field_loss(u)
-        return _loss(self, u)
+        return _loss(self, u)  # any callable; a field of another space locates the points
 
     def field_loss(self, field: nmm.Field) -> jax.Array:
-        """The functional at an NMM field (evaluated in the known element of each point)."""
+        """The functional at an NMM field of the task's space (evaluated in the known element of
+        each point; use ``loss`` for a field of another space)."""
+        if field.space.host is not self.space_host:
+            raise ValueError("field_loss: the field lives on another space than the task's; use loss()")
         grad, lap = self.needs
         if lap:
             raise ValueError(
@@ -346,7 +351,7 @@ class Task(eqx.Module):
         of ``nmm.errors``; max over its points)."""
         if not self.has_exact:
             raise ValueError("errors: this task has no exact solution (give exact=...)")
-        if isinstance(u, nmm.Field) and bool(jnp.all(self.e_elems >= 0)):
+        if isinstance(u, nmm.Field) and u.space.host is self.space_host:
             return {k: float(v) for k, v in _field_errors(self, u).items()}
         return {k: float(v) for k, v in _errors(self, u).items()}
 

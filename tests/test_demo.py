@@ -1,4 +1,4 @@
-"""nmm.demo: the `make run` job end to end, its outputs, and its command-line errors."""
+"""nmm.demo (`make demo`): the engine demo end to end, its outputs, and its command-line errors."""
 
 import json
 import math

@@ -1,0 +1,96 @@
+"""Command line: ``python -m experiments list | run``.
+
+    python -m experiments list
+    python -m experiments run --suite quick|full [--config FILE] [--problem P] [--method M]
+                              [--seeds N] [--out DIR] [--no-progress]
+
+Bad input (unknown problem or method, malformed config, unwritable output directory) prints one
+line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+
+def _machine() -> str:
+    import jax
+
+    return (
+        f"{platform.machine()} {os.cpu_count()} CPUs, {platform.system()}, JAX {jax.__version__} "
+        f"({jax.default_backend()})"
+    )
+
+
+def _list() -> int:
+    from . import problems
+    from .methods import METHODS
+
+    print("problems:")
+    for name in problems.names():
+        print(f"  {name:16s} {problems.get(name).description}")
+    print("methods:\n  " + ", ".join(METHODS))
+    print("suites:\n  quick (make run), full")
+    return 0
+
+
+def _run(args) -> int:
+    from . import report
+    from .runner import load_config, run_suite
+
+    suite = load_config(args.suite, args.config)
+    if args.problem:
+        suite.problems = list(args.problem)
+    if args.method:
+        suite.methods = list(args.method)
+    if args.seeds is not None:
+        suite.seeds = args.seeds
+    from .runner import parse_config
+
+    # re-validate after the command-line overrides
+    parse_config(
+        {"name": suite.name, "seeds": suite.seeds, "problems": suite.problems, "methods": suite.methods},
+        "command line",
+    )
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    results = run_suite(suite, out, progress=not args.no_progress)
+    path, table = report.write(suite, results, out, _machine())
+    print(f"\nreport: {path}  ({len(results)} cases, {time.perf_counter() - t0:.0f} s)\n")
+    print(table)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments", description="NMM vs MLP benchmark suite"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list problems, methods and suites")
+    run = sub.add_parser("run", help="run a suite (resumes finished cases)")
+    run.add_argument("--suite", default="quick", help="embedded suite: quick (default) or full")
+    run.add_argument("--config", default=None, help="a TOML config file instead of an embedded suite")
+    run.add_argument("--problem", action="append", help="only this problem (repeatable)")
+    run.add_argument("--method", action="append", help="only this method (repeatable)")
+    run.add_argument("--seeds", type=int, default=None, help="number of seeds")
+    run.add_argument("--out", default="results", help="output directory (default: results)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        return _list()
+    from .runner import ConfigError
+
+    try:
+        return _run(args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Runner and CLI: a tiny config end to end, resume without redoing cases, one-line errors."""
+
+import json
+
+import pytest
+
+from experiments import report
+from experiments.__main__ import main
+from experiments.runner import ConfigError, load_config, parse_config, run_suite
+
+TINY = {
+    "name": "tiny",
+    "seeds": 1,
+    "problems": ["poly-2"],
+    "methods": ["nmm", "nmm-adam", "mlp-tanh", "mlp-cover-solved"],
+    "train": {"steps": 40, "chunk": 20},
+    "mlp": {"sizes": [[8, 2]]},
+    "nmm": {"sizes": {"poly-2": [[1, 2], [4, 1]]}},
+}
+
+
+def test_tiny_suite_end_to_end_and_resume(tmp_path):
+    suite = parse_config(TINY)
+    results = run_suite(suite, tmp_path, progress=False)
+    assert [r.method for r in results] == ["nmm", "nmm", "nmm-adam", "mlp-tanh", "mlp-cover-solved"]
+    exact = results[0]
+    assert exact.size == "cells=1,p=2" and exact.L2 <= 1e-12  # degree 2 reproduced exactly
+    tanh, solved = results[3], results[4]
+    assert len(tanh.history["loss"]) == 40 and tanh.unknowns == (8 + 8) + (64 + 8) + (8 + 1)
+    assert solved.extra["gap"] >= -1e-12 and solved.L2 <= tanh.L2 * 1.01
+    files = sorted((tmp_path / "cases").glob("*.json"))
+    stamps = [f.stat().st_mtime_ns for f in files]
+    again = run_suite(suite, tmp_path, progress=False)  # resumes: nothing is recomputed
+    assert [f.stat().st_mtime_ns for f in sorted((tmp_path / "cases").glob("*.json"))] == stamps
+    assert [r.L2 for r in again] == [r.L2 for r in results]
+    path, table = report.write(suite, again, tmp_path, "test machine")
+    text = path.read_text()
+    assert "| nmm | cells=1,p=2 |" in text and "poly-2.png" in text and "| nmm |" in table
+    assert (tmp_path / "poly-2.png").stat().st_size > 1000
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert len(data["cases"]) == 5 and data["settings"]["steps"] == 40
+
+
+def test_embedded_configs_parse():
+    for suite in ("quick", "full"):
+        s = load_config(suite)
+        assert s.problems and list(s.cases())
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("problems = [")
+    cases = [
+        (["run", "--problem", "nope"], "unknown problem 'nope'"),
+        (["run", "--method", "svm"], "unknown method 'svm'"),
+        (["run", "--config", str(bad)], "malformed config"),
+        (["run", "--suite", "huge"], "unknown suite 'huge'"),
+        (
+            ["run", "--problem", "poly-2", "--out", "/proc/forbidden/x"],
+            "cannot write to output directory",
+        ),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(ConfigError, match="seeds"):
+        parse_config({**TINY, "seeds": 0})
+    with pytest.raises(ConfigError, match=r"unknown \[train\] keys"):
+        parse_config({**TINY, "train": {"stepz": 3}})
