@@ -41,7 +41,7 @@ def _list() -> int:
 
 def _run(args) -> int:
     from . import report
-    from .runner import load_config, run_suite
+    from .runner import load_config, run_claims, run_suite
 
     suite = load_config(args.suite, args.config)
     if args.problem:
@@ -60,9 +60,12 @@ def _run(args) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     results = run_suite(suite, out, progress=not args.no_progress)
-    path, table = report.write(suite, results, out, _machine())
+    claims = run_claims(suite, results, out, progress=not args.no_progress)
+    path, table = report.write(suite, results, out, _machine(), claims)
     print(f"\nreport: {path}  ({len(results)} cases, {time.perf_counter() - t0:.0f} s)\n")
     print(table)
+    for c in claims:
+        print(f"\n{c.name}: {c.verdict}")
     return 0
 
 

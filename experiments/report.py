@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import problems as registry  # noqa: E402
+from .deep_manifold import RULES  # noqa: E402
 from .methods import METHODS, Result  # noqa: E402
 from .runner import Suite  # noqa: E402
 
@@ -114,7 +115,7 @@ def _figures(rows: list[dict], results: list[Result], out: Path, problems: list[
     return names
 
 
-def write(suite: Suite, results: list[Result], out: Path, machine: str) -> tuple[Path, str]:
+def write(suite: Suite, results: list[Result], out: Path, machine: str, claims=()) -> tuple[Path, str]:
     """Write results.json, report.md and the figures; return the report path and the headline
     table of the first problem."""
     out = Path(out)
@@ -128,7 +129,9 @@ def write(suite: Suite, results: list[Result], out: Path, machine: str) -> tuple
                 "mlp_sizes": suite.mlp_sizes,
                 "summary": rows,
                 "cases": [r.to_dict() for r in results],
-            }
+                "claims": [c.to_dict() for c in claims],
+            },
+            default=float,
         )
     )
     _figures(rows, results, out, suite.problems)
@@ -161,6 +164,21 @@ def write(suite: Suite, results: list[Result], out: Path, machine: str) -> tuple
             f"![{problem}]({problem}.png)",
             "",
         ]
+    if claims:
+        parts += [
+            "## Deep Manifold claims",
+            "",
+            "Each verdict follows a rule fixed before the run (given under each claim).",
+            "",
+            "| claim | question | verdict |",
+            "|---|---|---|",
+            *[f"| {c.name} | {c.question} | **{c.verdict}** |" for c in claims],
+            "",
+        ]
+        for c in claims:
+            parts += [f"### {c.name}: {c.verdict}", "", c.summary, "", f"Rule: {RULES[c.name]}.", ""]
+            if c.figure:
+                parts += [f"![{c.name}]({c.figure})", ""]
     parts += [
         "## All cases",
         "",

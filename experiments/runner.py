@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from . import deep_manifold as dm
 from . import problems as registry
 from .methods import METHODS, Result, Settings, run
 
@@ -37,6 +38,7 @@ class Suite:
     settings: Settings
     mlp_sizes: list[tuple[int, int]]
     nmm_sizes: dict[str, list[tuple[int, int]]]
+    deep_manifold: dm.DMSettings | None = None  # None: no Deep Manifold experiments
 
     def nmm_sizes_for(self, problem: registry.Problem) -> list[tuple[int, int]]:
         sizes = self.nmm_sizes.get(problem.name) or self.nmm_sizes.get(f"default_{problem.dim}d")
@@ -79,7 +81,7 @@ def load_config(suite: str | None = None, path: str | os.PathLike | None = None)
 
 
 def parse_config(raw: dict, where: str = "config") -> Suite:
-    known = {"name", "seeds", "problems", "methods", "train", "mlp", "nmm"}
+    known = {"name", "seeds", "problems", "methods", "train", "mlp", "nmm", "deep_manifold"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
@@ -115,9 +117,25 @@ def parse_config(raw: dict, where: str = "config") -> Suite:
         raise ConfigError(f"{where}: [train] steps and chunk must be >= 1, lbfgs_steps >= 0")
     if any(len(s) != 2 or min(s) < 1 for s in mlp_sizes + [s for v in nmm_sizes.values() for s in v]):
         raise ConfigError(f"{where}: sizes must be pairs of positive integers")
-    return Suite(
-        str(raw.get("name", "custom")), seeds, problems, methods, settings, mlp_sizes, nmm_sizes
-    )
+    dms = None
+    if "deep_manifold" in raw:
+        table = dict(raw["deep_manifold"])
+        names = {f.name for f in fields(dm.DMSettings)}
+        if set(table) - names:
+            raise ConfigError(
+                f"{where}: unknown [deep_manifold] keys {sorted(set(table) - names)}; "
+                f"known: {sorted(names)}"
+            )
+        dms = dm.DMSettings(**table)
+        bad = [e for e in dms.experiments if e not in dm.EXPERIMENTS]
+        if bad:
+            raise ConfigError(
+                f"{where}: unknown Deep Manifold experiments {bad}; known: {list(dm.EXPERIMENTS)}"
+            )
+        if dms.stage < 1 or dms.steps < dms.stage or dms.steps % dms.stage:
+            raise ConfigError(f"{where}: [deep_manifold] steps must be a positive multiple of stage")
+    name = str(raw.get("name", "custom"))
+    return Suite(name, seeds, problems, methods, settings, mlp_sizes, nmm_sizes, dms)
 
 
 def case_key(problem: str, method: str, size, seed: int, settings: Settings) -> str:
@@ -160,3 +178,27 @@ def run_suite(suite: Suite, out: Path, progress: bool = True) -> list[Result]:
         os.replace(tmp, path)
         results.append(res)
     return results
+
+
+def run_claims(suite: Suite, results: list[Result], out: Path, progress: bool = True) -> list[dm.Claim]:
+    """Run (or resume) the suite's Deep Manifold experiments; each is kept in ``<out>/claims/``."""
+    if suite.deep_manifold is None:
+        return []
+    s = suite.deep_manifold
+    claims_dir = Path(out) / "claims"
+    claims_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(json.dumps(asdict(s), sort_keys=True).encode()).hexdigest()[:8]
+    claims = []
+    for name in tqdm(s.experiments, disable=not progress, desc="deep manifold", unit="experiment"):
+        # dof reads the suite's cases: its key also depends on them
+        key = digest + (f"_{len(results)}" if name == "dof" else "")
+        path = claims_dir / f"{name}__{key}.json"
+        if path.exists() and (Path(out) / json.loads(path.read_text())["figure"]).exists():
+            claims.append(dm.Claim(**json.loads(path.read_text())))
+            continue
+        claim = dm.run_experiment(name, s, Path(out), results)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(claim.to_dict(), default=float))
+        os.replace(tmp, path)
+        claims.append(claim)
+    return claims

@@ -68,3 +68,38 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         parse_config({**TINY, "seeds": 0})
     with pytest.raises(ConfigError, match=r"unknown \[train\] keys"):
         parse_config({**TINY, "train": {"stepz": 3}})
+
+
+def test_deep_manifold_experiments_produce_figures_and_verdicts(tmp_path):
+    from experiments.runner import run_claims
+
+    tiny = {
+        **TINY,
+        "methods": ["nmm", "mlp-tanh"],
+        "deep_manifold": {
+            "steps": 100,
+            "stage": 50,
+            "poly_degrees": [2],
+            "depths": [1, 2],
+            "budget": 60,
+            "seeds": 1,
+        },
+    }
+    suite = parse_config(tiny)
+    results = run_suite(suite, tmp_path, progress=False)
+    claims = run_claims(suite, results, tmp_path, progress=False)
+    assert [c.name for c in claims] == ["capacity", "bottleneck", "spectral", "completion", "dof"]
+    for c in claims:
+        assert c.verdict.split(" ")[0].rstrip(";") in ("supported", "not", "inconclusive", "at")
+        assert c.summary and (tmp_path / c.figure).stat().st_size > 1000
+    rows = claims[0].numbers["rows"]
+    assert all(r["init"] <= r["bound"] and r["trained"] <= r["bound"] for r in rows)
+    stamps = [p.stat().st_mtime_ns for p in sorted((tmp_path / "claims").glob("*.json"))]
+    run_claims(suite, results, tmp_path, progress=False)  # resumes: nothing recomputed
+    assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "claims").glob("*.json"))] == stamps
+    path, _ = report.write(suite, results, tmp_path, "test machine", claims)
+    assert "## Deep Manifold claims" in path.read_text() and "Rule:" in path.read_text()
+    with pytest.raises(ConfigError, match="multiple of stage"):
+        parse_config({**tiny, "deep_manifold": {"steps": 120, "stage": 50}})
+    with pytest.raises(ConfigError, match="unknown Deep Manifold experiments"):
+        parse_config({**tiny, "deep_manifold": {"experiments": ["grokking"]}})

@@ -1,0 +1,484 @@
+"""The Deep Manifold experiments: each claim of Ma & Shi put to one measurement, a figure and a
+verdict line whose rule is stated before the numbers are seen (in ``RULES``).
+
+* ``capacity``: linear regions of ReLU MLPs at a fixed parameter budget as depth grows, at
+  initialisation and after training, against the 1D bound Π(n_l + 1) and the tent map's 2^L;
+* ``bottleneck``: loss curves of poly-J fits split into the rapid drop and the slow decline
+  (``analysis.analyse``), their zig-zag and spectrum, for ``mlp-tanh`` and ``nmm-adam``;
+* ``spectral``: per-frequency relative error over training on ``sines``;
+* ``completion``: the cover-solve gap and the parameter-step residual over training, a gap-based
+  completion criterion against plateau stopping;
+* ``dof``: functional DOF vs parameter count vs the NMM unknowns that reach the same error.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.stats  # noqa: E402
+from jax.flatten_util import ravel_pytree  # noqa: E402
+
+import nmm  # noqa: E402
+from nmm_nn import MLP, cover_solve, covers, deep_bound_1d, train  # noqa: E402
+from nmm_nn.mlp import trainable  # noqa: E402
+
+from . import problems as registry  # noqa: E402
+from .analysis import analyse  # noqa: E402
+
+EXPERIMENTS = ("capacity", "bottleneck", "spectral", "completion", "dof")
+
+RULES = {
+    "capacity": "supported if the realised region count at a fixed parameter budget grows by at least "
+    "a factor 2 per added layer on average (log2-count slope >= 1 over depth); not supported if it "
+    "does not grow at all (slope <= 0.1); inconclusive in between",
+    "bottleneck": "two-phase zig-zag supported if, for every J, the MLP's slow phase holds >= 50 % of "
+    "the steps and its loss increments change sign in >= 30 % of them; only then is the bottleneck "
+    "placed: in the optimiser if nmm-adam (a convex problem) zig-zags as much (sign-change fraction "
+    "within 0.15 of the MLP's), in the representation if nmm-adam's fraction is below half the MLP's",
+    "spectral": "spectral bias supported for a model if the steps at which each frequency's relative "
+    "error first falls below 0.5 rise with the frequency (Spearman rank correlation with average "
+    "ranks >= 0.8, never learnt = last); inconclusive for a model that learns fewer than two "
+    "frequencies or all at the same stage",
+    "completion": "the trained network is at a fixed point if the mean parameter-step residual of the "
+    "last stage is below 1e-6; its output layer is complete if the cover-solve gap is below 1 % of "
+    "the loss",
+    "dof": "'near-infinite degrees of freedom' not supported if the functional DOF is below 10 % "
+    "of the parameter count for every network",
+}
+
+
+@dataclass
+class DMSettings:
+    """Sizes of the Deep Manifold experiments (quick suite defaults)."""
+
+    experiments: list = field(default_factory=lambda: list(EXPERIMENTS))
+    steps: int = 3000
+    stage: int = 250
+    learning_rate: float = 1e-3
+    poly_degrees: list = field(default_factory=lambda: [4, 10, 16])
+    budget: int = 500
+    depths: list = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
+    seeds: int = 2
+
+
+@dataclass
+class Claim:
+    name: str
+    question: str
+    verdict: str  # "supported" | "not supported" | "inconclusive" (+ qualifiers)
+    summary: str  # the numbers behind the verdict, one line
+    numbers: dict
+    figure: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _width_for_budget(budget: int, depth: int) -> int:
+    """Width of a 1-in, 1-out MLP of ``depth`` hidden layers with about ``budget`` parameters."""
+    best = 1
+    for w in range(1, 2000):
+        params = 2 * w + (depth - 1) * (w * w + w) + w + 1
+        if params > budget:
+            break
+        best = w
+    return best
+
+
+def _staged(model, task, total: int, stage: int, lr: float, workdir: Path, tag: str):
+    """Train in stages (resuming one checkpoint, so the curve is one run); yield (step, model)."""
+    path = workdir / f"{tag}.ckpt"
+    for steps in range(stage, total + 1, stage):
+        trained, hist = train(
+            model, task, steps=steps, learning_rate=lr, chunk=stage, checkpoint=path, progress=False
+        )
+        yield steps, trained, hist
+
+
+def _params(net):
+    return eqx.filter(net, trainable(net))
+
+
+def _spearman(a, b) -> float:
+    """Rank correlation with average ranks for ties; NaN when either side has no spread."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(scipy.stats.spearmanr(a, b).statistic)
+
+
+# ------------------------------------------------------------------ experiments
+
+
+def capacity(s: DMSettings, out: Path, workdir: Path) -> Claim:
+    dom = nmm.Domain.interval(-1.0, 1.0)
+    prob = registry.get("poly-10")
+    _, task = prob.shared()
+    rows = []
+    for depth in s.depths:
+        width = _width_for_budget(s.budget, depth)
+        init, trained = [], []
+        for seed in range(s.seeds):
+            net = MLP(1, "scalar", width, depth, "relu", key=jr.PRNGKey(seed))
+            init.append(covers(net, dom).n_regions)
+            net, _ = train(
+                net, task, steps=s.steps, learning_rate=s.learning_rate, chunk=s.stage, progress=False
+            )
+            trained.append(covers(net, dom).n_regions)
+        rows.append(
+            {
+                "depth": depth,
+                "width": width,
+                "params": MLP(1, "scalar", width, depth, "relu", key=jr.PRNGKey(0)).n_params,
+                "init": float(np.mean(init)),
+                "trained": float(np.mean(trained)),
+                "bound": deep_bound_1d([width] * depth),
+            }
+        )
+    d = np.array([r["depth"] for r in rows], float)
+    slope_init = float(np.polyfit(d, np.log2([r["init"] for r in rows]), 1)[0])
+    slope_trained = float(np.polyfit(d, np.log2([r["trained"] for r in rows]), 1)[0])
+    slope = max(slope_init, slope_trained)
+    verdict = "supported" if slope >= 1 else ("not supported" if slope <= 0.1 else "inconclusive")
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.semilogy(d, [r["bound"] for r in rows], "k--", label="bound Π(n_l + 1)")
+    ax.semilogy(d, 2.0**d, "k:", label="tent map 2^L (width 2)")
+    ax.semilogy(d, [r["init"] for r in rows], "o-", label="at initialisation")
+    ax.semilogy(d, [r["trained"] for r in rows], "s-", label=f"after {s.steps} Adam steps (poly-10)")
+    ax.set(
+        xlabel="depth (hidden layers)",
+        ylabel="linear regions on [-1, 1]",
+        title=f"ReLU MLPs with ~{s.budget} parameters",
+    )
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "capacity.png", dpi=110)
+    plt.close(fig)
+    summary = (
+        f"regions at init {[round(r['init']) for r in rows]}, "
+        f"trained {[round(r['trained']) for r in rows]} "
+        f"for depths {s.depths} (widths {[r['width'] for r in rows]}); log2 slope {slope_init:.2f} "
+        f"(init), {slope_trained:.2f} (trained) per layer; bounds {[r['bound'] for r in rows]}; "
+        "the maximum (tent map, bound) does grow as 2^L"
+    )
+    return Claim(
+        "capacity",
+        "Does the capacity (linear regions) of a ReLU MLP grow exponentially with "
+        "depth at a fixed parameter budget?",
+        f"{verdict} (realised regions)",
+        summary,
+        {"rows": rows, "slope_init": slope_init, "slope_trained": slope_trained},
+        "capacity.png",
+    )
+
+
+def bottleneck(s: DMSettings, out: Path, workdir: Path) -> Claim:
+    rows, curves = [], {}
+    for j in s.poly_degrees:
+        prob = registry.get(f"poly-{j}")
+        space, task = prob.shared()
+        models = {
+            "mlp-tanh": MLP(1, "scalar", 64, 3, "tanh", key=jr.PRNGKey(0)),
+            "nmm-adam": nmm.Field(space, jnp.zeros(space.n_dofs), jnp.zeros(3)),
+        }
+        for name, model in models.items():
+            _, hist = train(
+                model, task, steps=s.steps, learning_rate=s.learning_rate, chunk=s.stage, progress=False
+            )
+            a = analyse(hist.loss)
+            rows.append(
+                {
+                    "J": j,
+                    "model": name,
+                    **a.to_dict(),
+                    "final_loss": float(hist.loss[-1]),
+                    "slow_fraction": 1 - a.split / len(hist.loss),
+                }
+            )
+            curves[(j, name)] = (hist.loss, a)
+    mlp = [r for r in rows if r["model"] == "mlp-tanh"]
+    adam = [r for r in rows if r["model"] == "nmm-adam"]
+    two_phase = all(r["slow_fraction"] >= 0.5 and r["sign_changes"] >= 0.3 for r in mlp)
+    m_sc, a_sc = np.mean([r["sign_changes"] for r in mlp]), np.mean([r["sign_changes"] for r in adam])
+    if not two_phase:
+        verdict = "not supported (no zig-zag slow phase to place)"
+    elif abs(m_sc - a_sc) <= 0.15:
+        verdict = "supported; it lives in the optimiser (nmm-adam zig-zags as much)"
+    elif a_sc < 0.5 * m_sc:
+        verdict = "supported; it lives in the representation (nmm-adam declines smoothly)"
+    else:
+        verdict = "supported; representation or optimiser undetermined"
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for (j, name), (loss, a) in curves.items():
+        (line,) = axes[0].semilogy(loss, lw=0.7, label=f"{name} poly-{j}")
+        axes[0].axvline(a.split, color=line.get_color(), ls=":", lw=0.8)
+        axes[1].loglog(a.frequencies, a.power, lw=0.7, color=line.get_color(), label=f"{name} poly-{j}")
+    axes[0].set(xlabel="step", ylabel="loss", title="loss curves (dotted: end of the rapid drop)")
+    axes[1].set(
+        xlabel="frequency [cycles / step]",
+        ylabel="power",
+        title="spectrum of detrended slow-phase log-loss",
+    )
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out / "bottleneck.png", dpi=110)
+    plt.close(fig)
+    summary = "; ".join(
+        f"{r['model']} poly-{r['J']}: split {r['split']}, slow {100 * r['slow_fraction']:.0f} %, "
+        f"sign changes {r['sign_changes']:.2f}, rel. std {r['rel_std']:.3f}, "
+        f"peak {r['peak_frequency']:.4f}/step "
+        f"({100 * r['peak_share']:.0f} %)"
+        for r in rows
+    )
+    return Claim(
+        "bottleneck",
+        "Do loss curves show a rapid drop then a slow zig-zag decline with a Fourier "
+        "signature, and does it live in the representation or the optimiser?",
+        verdict,
+        summary,
+        {"rows": rows},
+        "bottleneck.png",
+    )
+
+
+def spectral(s: DMSettings, out: Path, workdir: Path) -> Claim:
+    prob = registry.get("sines")
+    space, task = prob.shared()
+    freqs = np.asarray(registry.SINE_FREQUENCIES)
+    x = jnp.asarray((np.arange(1024) / 1024)[:, None])
+    target = np.fft.rfft(np.asarray(jax.vmap(prob.exact)(x)))[freqs]
+
+    def freq_error(model):
+        vals = np.asarray(model(x)) if isinstance(model, nmm.Field) else np.asarray(jax.vmap(model)(x))
+        return np.abs(np.fft.rfft(vals)[freqs] - target) / np.abs(target)
+
+    models = {
+        "mlp-tanh": MLP(1, "scalar", 64, 3, "tanh", key=jr.PRNGKey(0)),
+        "mlp-relu": MLP(1, "scalar", 64, 3, "relu", key=jr.PRNGKey(0)),
+        "mlp-siren": MLP(1, "scalar", 64, 3, "sin", key=jr.PRNGKey(0)),
+        "nmm-adam": nmm.Field(space, jnp.zeros(space.n_dofs), jnp.zeros(3)),
+    }
+    traces, verdicts = {}, {}
+    for name, model in models.items():
+        lr = 1e-4 if name == "mlp-siren" else s.learning_rate
+        steps, errs = [], []
+        for step, trained, _ in _staged(model, task, s.steps, s.stage, lr, workdir, f"spectral-{name}"):
+            steps.append(step)
+            errs.append(freq_error(trained))
+        errs = np.array(errs)  # (stages, frequencies)
+        learnt = [
+            next((st for st, e in zip(steps, errs[:, k], strict=True) if e < 0.5), np.inf)
+            for k in range(len(freqs))
+        ]
+        rho = _spearman(freqs, np.where(np.isfinite(learnt), learnt, 1e12))
+        traces[name] = (steps, errs, learnt, rho)
+        verdicts[name] = rho
+    nmm_err = freq_error(prob.solve(prob.space(64, 4)))
+    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.8), sharey=True)
+    for ax, (name, (steps, errs, _, rho)) in zip(axes, traces.items(), strict=True):
+        for k, f in enumerate(freqs):
+            ax.semilogy(steps, errs[:, k], label=f"k = {f}")
+        ax.set(title=f"{name} (ρ = {rho:.2f})", xlabel="step")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("relative error at frequency k")
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "spectral.png", dpi=110)
+    plt.close(fig)
+
+    def learnt_count(name):
+        return int(np.sum(np.isfinite(traces[name][2])))
+
+    biased = [n for n, rho in verdicts.items() if rho >= 0.8 and learnt_count(n) >= 2]
+    unclear = [n for n, rho in verdicts.items() if not np.isfinite(rho) or learnt_count(n) < 2]
+    others = [n for n in verdicts if n not in biased and n not in unclear]
+    parts = [
+        f"supported for {', '.join(biased)}" if biased else "",
+        f"not supported for {', '.join(others)}" if others else "",
+        f"inconclusive for {', '.join(unclear)}" if unclear else "",
+    ]
+    verdict = "; ".join(p for p in parts if p)
+    summary = "; ".join(
+        f"{n}: first step with error < 0.5 per k "
+        f"{[None if not np.isfinite(v) else int(v) for v in t[2]]}, "
+        f"ρ = {t[3]:.2f}"
+        for n, t in traces.items()
+    )
+    summary += f"; nmm (64 cells, p = 4) per-k error {np.array2string(nmm_err, precision=1)}"
+    return Claim(
+        "spectral",
+        "Do the models learn low frequencies first (spectral bias)?",
+        verdict,
+        summary,
+        {
+            "frequencies": freqs.tolist(),
+            "rho": verdicts,
+            "nmm_error": nmm_err.tolist(),
+            "learnt_step": {
+                n: [None if not np.isfinite(v) else int(v) for v in t[2]] for n, t in traces.items()
+            },
+        },
+        "spectral.png",
+    )
+
+
+def completion(s: DMSettings, out: Path, workdir: Path) -> Claim:
+    prob = registry.get("poly-10")
+    _, task = prob.shared()
+    net0 = MLP(1, "scalar", 64, 3, "tanh", key=jr.PRNGKey(0))
+    prev = ravel_pytree(_params(net0))[0]
+    rows, hists = [], []
+    for step, net, hist in _staged(net0, task, s.steps, s.stage, s.learning_rate, workdir, "completion"):
+        hists.append(hist)
+        theta = ravel_pytree(_params(net))[0]
+        res = cover_solve(net, task)
+        rows.append(
+            {
+                "step": step,
+                "loss": res.loss_trained,
+                "gap": res.gap,
+                "rel_gap": res.gap / max(abs(res.loss_trained), 1e-300),
+                "step_residual": float(jnp.linalg.norm(theta - prev) / jnp.linalg.norm(theta) / s.stage),
+                "L2": res.errors_trained["L2"],
+                "L2_solved": res.errors["L2"],
+            }
+        )
+        prev = theta
+    gap_stop = next((r for r in rows if r["rel_gap"] < 0.01), None)
+    loss = hists[-1].loss
+    window = 2 * s.stage
+    plateau = next(
+        (
+            r
+            for r in rows
+            if r["step"] >= window and loss[r["step"] - 1] > 0.99 * loss[r["step"] - window]
+        ),
+        None,
+    )
+    last = rows[-1]
+    fixed = last["step_residual"] < 1e-6
+    complete = last["rel_gap"] < 0.01
+    verdict = (
+        f"{'at' if fixed else 'not at'} a fixed point; output layer "
+        f"{'complete' if complete else 'not complete'}"
+    )
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    st = [r["step"] for r in rows]
+    ax.semilogy(st, [r["rel_gap"] for r in rows], "o-", label="cover-solve gap / loss")
+    ax.semilogy(st, [r["step_residual"] for r in rows], "s-", label="mean ‖Δθ‖/‖θ‖ per step")
+    ax.semilogy(st, [r["L2"] for r in rows], "^-", label="L2 error (trained)")
+    ax.semilogy(st, [r["L2_solved"] for r in rows], "v-", label="L2 error (output layer solved)")
+    if plateau:
+        ax.axvline(plateau["step"], color="k", ls=":", label="plateau stop (<1 % in 2 stages)")
+    ax.set(xlabel="step", title="mlp-tanh 64x3 on poly-10: training completion")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "completion.png", dpi=110)
+    plt.close(fig)
+    summary = (
+        f"at step {last['step']}: gap/loss {last['rel_gap']:.2e}, step residual "
+        f"{last['step_residual']:.2e}, L2 {last['L2']:.2e} "
+        f"(solved output layer {last['L2_solved']:.2e}); "
+        f"gap criterion (gap < 1 % of loss) fires at "
+        f"{gap_stop['step'] if gap_stop else 'never'}; plateau stopping at "
+        f"{plateau['step'] if plateau else 'never'}"
+        + (f" with L2 {plateau['L2']:.2e}" if plateau else "")
+    )
+    return Claim(
+        "completion",
+        "When is training complete, and does it reach a fixed point? (proposed "
+        "criterion: the cover-solve gap below 1 % of the loss)",
+        verdict,
+        summary,
+        {"rows": rows},
+        "completion.png",
+    )
+
+
+def dof(s: DMSettings, out: Path, workdir: Path, results) -> Claim:
+    rows = []
+    for r in results:
+        if r.method.startswith("mlp-") and r.seed == 0:
+            nmm_rows = [
+                q for q in results if q.problem == r.problem and q.method == "nmm" and q.L2 <= r.L2
+            ]
+            rows.append(
+                {
+                    "problem": r.problem,
+                    "method": r.method,
+                    "size": r.size,
+                    "params": r.unknowns,
+                    "functional_dof": r.functional_dof,
+                    "L2": r.L2,
+                    "nmm_unknowns": min((q.unknowns for q in nmm_rows), default=None),
+                }
+            )
+    if not rows:
+        return Claim(
+            "dof",
+            "How many degrees of freedom does a network use?",
+            "inconclusive",
+            "no MLP cases in this suite",
+            {},
+            "",
+        )
+    ratio = [r["functional_dof"] / r["params"] for r in rows]
+    verdict = "not supported" if max(ratio) < 0.1 else "inconclusive"
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for key, marker in (("params", "o"), ("functional_dof", "s"), ("nmm_unknowns", "^")):
+        ax.loglog([r["L2"] for r in rows if r[key]], [r[key] for r in rows if r[key]], marker, label=key)
+    ax.set(
+        xlabel="relative L2 error of the network",
+        ylabel="count",
+        title="parameters, functional DOF, NMM unknowns at equal error",
+    )
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "dof.png", dpi=110)
+    plt.close(fig)
+    summary = (
+        f"functional DOF / parameters {min(ratio):.3f}–{max(ratio):.3f} over {len(rows)} networks; "
+        f"NMM reaches each network's error with "
+        f"{sorted({r['nmm_unknowns'] for r in rows if r['nmm_unknowns']})} unknowns "
+        f"(none in the sweep for {sum(r['nmm_unknowns'] is None for r in rows)} networks)"
+    )
+    return Claim(
+        "dof",
+        "Do networks use near-infinite degrees of freedom?",
+        verdict,
+        summary,
+        {"rows": rows},
+        "dof.png",
+    )
+
+
+def run_experiment(name: str, s: DMSettings, out: Path, results) -> Claim:
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        if name == "dof":
+            return dof(s, out, Path(tmp), results)
+        return {
+            "capacity": capacity,
+            "bottleneck": bottleneck,
+            "spectral": spectral,
+            "completion": completion,
+        }[name](s, out, Path(tmp))
