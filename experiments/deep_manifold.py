@@ -13,7 +13,6 @@ verdict line whose rule is stated before the numbers are seen (in ``RULES``).
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -99,14 +98,27 @@ def _width_for_budget(budget: int, depth: int) -> int:
     return best
 
 
-def _staged(model, task, total: int, stage: int, lr: float, workdir: Path, tag: str):
-    """Train in stages (resuming one checkpoint, so the curve is one run); yield (step, model)."""
-    path = workdir / f"{tag}.ckpt"
-    for steps in range(stage, total + 1, stage):
-        trained, hist = train(
-            model, task, steps=steps, learning_rate=lr, chunk=stage, checkpoint=path, progress=False
-        )
-        yield steps, trained, hist
+def _trace(model, task, s: DMSettings, lr: float, measure):
+    """One training run of ``s.steps`` steps; ``measure(model)`` at the end of every stage.
+    Returns the stage ends, the measurements and the history."""
+    steps, values = [], []
+
+    def record(step, trained, _history):
+        steps.append(step)
+        values.append(measure(trained))
+
+    _, hist = train(
+        model, task, steps=s.steps, learning_rate=lr, chunk=s.stage, progress=False, callback=record
+    )
+    return steps, values, hist
+
+
+def _save(fig, out: Path, name: str) -> None:
+    for ax in fig.axes:
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
 
 
 def _params(net):
@@ -124,7 +136,7 @@ def _spearman(a, b) -> float:
 # ------------------------------------------------------------------ experiments
 
 
-def capacity(s: DMSettings, out: Path, workdir: Path) -> Claim:
+def capacity(s: DMSettings, out: Path) -> Claim:
     dom = nmm.Domain.interval(-1.0, 1.0)
     prob = registry.get("poly-10")
     _, task = prob.shared()
@@ -143,7 +155,7 @@ def capacity(s: DMSettings, out: Path, workdir: Path) -> Claim:
             {
                 "depth": depth,
                 "width": width,
-                "params": MLP(1, "scalar", width, depth, "relu", key=jr.PRNGKey(0)).n_params,
+                "params": net.n_params,
                 "init": float(np.mean(init)),
                 "trained": float(np.mean(trained)),
                 "bound": deep_bound_1d([width] * depth),
@@ -165,10 +177,7 @@ def capacity(s: DMSettings, out: Path, workdir: Path) -> Claim:
         title=f"ReLU MLPs with ~{s.budget} parameters",
     )
     ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "capacity.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out, "capacity.png")
     summary = (
         f"regions at init {[round(r['init']) for r in rows]}, "
         f"trained {[round(r['trained']) for r in rows]} "
@@ -187,7 +196,7 @@ def capacity(s: DMSettings, out: Path, workdir: Path) -> Claim:
     )
 
 
-def bottleneck(s: DMSettings, out: Path, workdir: Path) -> Claim:
+def bottleneck(s: DMSettings, out: Path) -> Claim:
     rows, curves = [], {}
     for j in s.poly_degrees:
         prob = registry.get(f"poly-{j}")
@@ -235,11 +244,8 @@ def bottleneck(s: DMSettings, out: Path, workdir: Path) -> Claim:
         title="spectrum of detrended slow-phase log-loss",
     )
     for ax in axes:
-        ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(out / "bottleneck.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out, "bottleneck.png")
     summary = "; ".join(
         f"{r['model']} poly-{r['J']}: split {r['split']}, slow {100 * r['slow_fraction']:.0f} %, "
         f"sign changes {r['sign_changes']:.2f}, rel. std {r['rel_std']:.3f}, "
@@ -258,7 +264,7 @@ def bottleneck(s: DMSettings, out: Path, workdir: Path) -> Claim:
     )
 
 
-def spectral(s: DMSettings, out: Path, workdir: Path) -> Claim:
+def spectral(s: DMSettings, out: Path) -> Claim:
     prob = registry.get("sines")
     space, task = prob.shared()
     freqs = np.asarray(registry.SINE_FREQUENCIES)
@@ -278,10 +284,7 @@ def spectral(s: DMSettings, out: Path, workdir: Path) -> Claim:
     traces, verdicts = {}, {}
     for name, model in models.items():
         lr = 1e-4 if name == "mlp-siren" else s.learning_rate
-        steps, errs = [], []
-        for step, trained, _ in _staged(model, task, s.steps, s.stage, lr, workdir, f"spectral-{name}"):
-            steps.append(step)
-            errs.append(freq_error(trained))
+        steps, errs, _ = _trace(model, task, s, lr, freq_error)
         errs = np.array(errs)  # (stages, frequencies)
         learnt = [
             next((st for st, e in zip(steps, errs[:, k], strict=True) if e < 0.5), np.inf)
@@ -296,12 +299,9 @@ def spectral(s: DMSettings, out: Path, workdir: Path) -> Claim:
         for k, f in enumerate(freqs):
             ax.semilogy(steps, errs[:, k], label=f"k = {f}")
         ax.set(title=f"{name} (ρ = {rho:.2f})", xlabel="step")
-        ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("relative error at frequency k")
     axes[-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "spectral.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out, "spectral.png")
 
     def learnt_count(name):
         return int(np.sum(np.isfinite(traces[name][2])))
@@ -339,16 +339,19 @@ def spectral(s: DMSettings, out: Path, workdir: Path) -> Claim:
     )
 
 
-def completion(s: DMSettings, out: Path, workdir: Path) -> Claim:
+def completion(s: DMSettings, out: Path) -> Claim:
     prob = registry.get("poly-10")
     _, task = prob.shared()
     net0 = MLP(1, "scalar", 64, 3, "tanh", key=jr.PRNGKey(0))
-    prev = ravel_pytree(_params(net0))[0]
-    rows, hists = [], []
-    for step, net, hist in _staged(net0, task, s.steps, s.stage, s.learning_rate, workdir, "completion"):
-        hists.append(hist)
-        theta = ravel_pytree(_params(net))[0]
-        res = cover_solve(net, task)
+    steps, stages, hist = _trace(
+        net0,
+        task,
+        s,
+        s.learning_rate,
+        lambda net: (ravel_pytree(_params(net))[0], cover_solve(net, task)),
+    )
+    rows, prev = [], ravel_pytree(_params(net0))[0]
+    for step, (theta, res) in zip(steps, stages, strict=True):
         rows.append(
             {
                 "step": step,
@@ -362,7 +365,7 @@ def completion(s: DMSettings, out: Path, workdir: Path) -> Claim:
         )
         prev = theta
     gap_stop = next((r for r in rows if r["rel_gap"] < 0.01), None)
-    loss = hists[-1].loss
+    loss = hist.loss
     window = 2 * s.stage
     plateau = next(
         (
@@ -389,10 +392,7 @@ def completion(s: DMSettings, out: Path, workdir: Path) -> Claim:
         ax.axvline(plateau["step"], color="k", ls=":", label="plateau stop (<1 % in 2 stages)")
     ax.set(xlabel="step", title="mlp-tanh 64x3 on poly-10: training completion")
     ax.legend(fontsize=7)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "completion.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out, "completion.png")
     summary = (
         f"at step {last['step']}: gap/loss {last['rel_gap']:.2e}, step residual "
         f"{last['step_residual']:.2e}, L2 {last['L2']:.2e} "
@@ -413,7 +413,7 @@ def completion(s: DMSettings, out: Path, workdir: Path) -> Claim:
     )
 
 
-def dof(s: DMSettings, out: Path, workdir: Path, results) -> Claim:
+def dof(s: DMSettings, out: Path, results) -> Claim:
     rows = []
     for r in results:
         if r.method.startswith("mlp-") and r.seed == 0:
@@ -451,10 +451,7 @@ def dof(s: DMSettings, out: Path, workdir: Path, results) -> Claim:
         title="parameters, functional DOF, NMM unknowns at equal error",
     )
     ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "dof.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out, "dof.png")
     summary = (
         f"functional DOF / parameters {min(ratio):.3f}–{max(ratio):.3f} over {len(rows)} networks; "
         f"NMM reaches each network's error with "
@@ -472,13 +469,13 @@ def dof(s: DMSettings, out: Path, workdir: Path, results) -> Claim:
 
 
 def run_experiment(name: str, s: DMSettings, out: Path, results) -> Claim:
-    out = Path(out)
-    with tempfile.TemporaryDirectory() as tmp:
-        if name == "dof":
-            return dof(s, out, Path(tmp), results)
-        return {
-            "capacity": capacity,
-            "bottleneck": bottleneck,
-            "spectral": spectral,
-            "completion": completion,
-        }[name](s, out, Path(tmp))
+    """Run one experiment; ``results`` (the suite's cases) feed ``dof``."""
+    if name == "dof":
+        return dof(s, Path(out), results)
+    experiment = {
+        "capacity": capacity,
+        "bottleneck": bottleneck,
+        "spectral": spectral,
+        "completion": completion,
+    }
+    return experiment[name](s, Path(out))

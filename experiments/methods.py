@@ -71,21 +71,10 @@ class Result:
         return asdict(self)
 
 
-def _dof_points(task):
-    pts = np.asarray(task.points)
+def _dof_points(points):
+    """At most ``_DOF_POINTS`` of the given quadrature points, evenly strided."""
+    pts = np.asarray(points).reshape(-1, points.shape[-1])
     return pts[:: max(1, len(pts) // _DOF_POINTS)]
-
-
-def _field_dof(field: nmm.Field, task) -> int:
-    pts = jnp.asarray(_dof_points(task))
-    elems = jnp.asarray(np.asarray(task.elems)[:: max(1, len(task.points) // _DOF_POINTS)])
-
-    def values(c):
-        return nmm.Field(field.space, c, field.stats).in_elements(elems, pts)[0]
-
-    jac = np.asarray(jax.jacfwd(values)(field.coeffs))
-    sv = np.linalg.svd(jac, compute_uv=False)
-    return int(np.sum(sv > max(jac.shape) * np.finfo(float).eps * sv[0])) if sv.size else 0
 
 
 def _time_to(history: History) -> dict:
@@ -96,15 +85,6 @@ def _time_to(history: History) -> dict:
         if hit:
             out[f"{target:.0e}"] = hit[0]
     return out
-
-
-def _history_dict(history: History) -> dict:
-    return {
-        "loss": history.loss.tolist(),
-        "step": history.step,
-        "wall": history.wall,
-        "errors": history.errors,
-    }
 
 
 def run_nmm(problem: Problem, cells: int, degree: int, seed: int, task) -> Result:
@@ -119,14 +99,13 @@ def run_nmm(problem: Problem, cells: int, degree: int, seed: int, task) -> Resul
     run = time.perf_counter() - t0
     errs = task.errors(u)
     reached = {f"{t:.0e}": run for t in TARGETS if errs["L2"] <= t}
-    own = problem.task(space)  # functional DOF on the space's own points
     return Result(
         problem.name,
         "nmm",
         f"cells={cells},p={degree}",
         seed,
         space.n_dofs,
-        _field_dof(u, own),
+        functional_dof(u, _dof_points(space.q_points)).rank,  # on the space's own points
         errs["L2"],
         errs["H1"],
         errs["max"],
@@ -191,7 +170,7 @@ def run_trained(
             f"cells={cells},p={degree}",
             seed,
             space.n_dofs,
-            _field_dof(model, task),
+            functional_dof(model, _dof_points(task.points)).rank,
             errs["L2"],
             errs["H1"],
             errs["max"],
@@ -199,7 +178,7 @@ def run_trained(
             hist.wall[-1],
             float(hist.loss[-1]),
             _time_to(hist),
-            _history_dict(hist),
+            hist.to_json(),
         )
     width, depth = size if size is not None else (settings.width, settings.depth)
     net = _network(method, problem.dim, width, depth, jr.PRNGKey(seed))
@@ -222,7 +201,7 @@ def run_trained(
         net, loss, errs = res.net, res.loss, task.errors(res.net)
         run_s += solve_s
         time_to = {f"{t:.0e}": run_s for t in TARGETS if errs["L2"] <= t}
-    dof = functional_dof(net, _dof_points(task))
+    dof = functional_dof(net, _dof_points(task.points))
     return Result(
         problem.name,
         method,
@@ -237,7 +216,7 @@ def run_trained(
         run_s,
         loss,
         time_to,
-        _history_dict(hist),
+        hist.to_json(),
         extra,
     )
 

@@ -154,7 +154,7 @@ def run_suite(suite: Suite, out: Path, progress: bool = True) -> list[Result]:
     except OSError as err:
         raise ConfigError(f"cannot write to output directory {str(out)!r}: {err.strerror}") from None
     todo = list(suite.cases())
-    results, shared = [], {}
+    results, shared_key, shared = [], None, None
     bar = tqdm(todo, disable=not progress, desc=f"suite {suite.name}", unit="case")
     for name, method, size, seed in bar:
         path = cases_dir / (case_key(name, method, size, seed, suite.settings) + ".json")
@@ -163,16 +163,9 @@ def run_suite(suite: Suite, out: Path, progress: bool = True) -> list[Result]:
             continue
         bar.set_postfix_str(f"{name} {method} {size}")
         problem = registry.get(name, seed)
-        if (name, seed) not in shared:
-            shared = {(name, seed): problem.shared()}  # one quadrature space + task at a time
-        res = run(
-            problem,
-            method,
-            size if method != "nmm-adam" else None,
-            seed,
-            suite.settings,
-            shared[(name, seed)],
-        )
+        if shared_key != (name, seed):  # cases come grouped: keep one quadrature space + task
+            shared_key, shared = (name, seed), problem.shared()
+        res = run(problem, method, size, seed, suite.settings, shared)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(res.to_dict()))
         os.replace(tmp, path)

@@ -121,17 +121,22 @@ class FunctionalDOF:
 
 
 def functional_dof(
-    net: MLP, points, space: nmm.ManifoldSpace | None = None, rtol: float | None = None
+    net: MLP | nmm.Field, points, space: nmm.ManifoldSpace | None = None, rtol: float | None = None
 ) -> FunctionalDOF:
     """Rank of ``∂ net(points) / ∂ parameters`` (``points (m, in_size)``), beside the parameter
-    count and the unknowns of ``space``. ``rtol`` defaults to ``max(m, P) · eps``."""
-    if not isinstance(net, MLP):
-        raise TypeError(f"net must be an nmm_nn.MLP, got {type(net).__name__}")
+    count and the unknowns of ``space``. ``rtol`` defaults to ``max(m, P) · eps``. ``net`` may
+    also be an ``nmm.Field`` (parameters: its coefficients; points must lie in its domain)."""
+    if isinstance(net, nmm.Field):
+        dim, n_params = net.space.dim, net.space.n_dofs
+    elif isinstance(net, MLP):
+        dim, n_params = net.in_size, net.n_params
+    else:
+        raise TypeError(f"net must be an nmm_nn.MLP or an nmm.Field, got {type(net).__name__}")
     pts = jnp.asarray(points, dtype=float)
-    if net.in_size == 1 and pts.ndim == 1:
+    if dim == 1 and pts.ndim == 1:
         pts = pts[:, None]
-    if pts.ndim != 2 or pts.shape[1] != net.in_size or pts.shape[0] == 0:
-        raise ValueError(f"points must have shape (m, {net.in_size}), got {pts.shape}")
+    if pts.ndim != 2 or pts.shape[1] != dim or pts.shape[0] == 0:
+        raise ValueError(f"points must have shape (m, {dim}), got {pts.shape}")
     if not bool(jnp.all(jnp.isfinite(pts))):
         raise ValueError("points contains non-finite values")
     if space is not None and not isinstance(space, nmm.ManifoldSpace):
@@ -143,7 +148,7 @@ def functional_dof(
     )
     return FunctionalDOF(
         int(np.sum(sv > tol)),
-        net.n_params,
+        n_params,
         int(pts.shape[0]),
         None if space is None else space.n_dofs,
         sv,

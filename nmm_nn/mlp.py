@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-import nmm  # noqa: F401  (float64, as in the engine)
+import nmm  # float64, as in the engine; nmm.Field is a trainable model too
 
 ACTIVATIONS = ("relu", "tanh", "sin", "hat")
 PIECEWISE_LINEAR = ("relu", "hat")
@@ -219,9 +219,12 @@ class MLP(eqx.Module):
         return y[0] if self.out_size == "scalar" else y
 
 
-def trainable(net: MLP):
-    """Filter spec (a pytree of bools) marking the trained leaves: weights and biases."""
+def trainable(net):
+    """Filter spec (a pytree of bools) marking the trained leaves: an MLP's weights and biases,
+    an ``nmm.Field``'s cover-function coefficients (the NMM model trained by ``nmm_nn.train``)."""
     spec = jax.tree_util.tree_map(lambda _: False, net)
+    if isinstance(net, nmm.Field):
+        return eqx.tree_at(lambda f: f.coeffs, spec, True)
     return eqx.tree_at(
         lambda n: (n.weights, n.biases),
         spec,

@@ -183,10 +183,7 @@ class Task(eqx.Module):
         wn = bw * jnp.repeat(jnp.asarray(nmask), nq)
         flux = jnp.where(crack > 0, crack_flux, outer_flux)
         wflux = jnp.where(crack > 0, bw, wn)  # crack faces: given flux (zero by default)
-        if problem.dirichlet is None:
-            wd = jnp.zeros_like(bw)
-        else:
-            wd = bw * jnp.repeat(jnp.asarray(dmask), nq)
+        wd = bw * jnp.repeat(jnp.asarray(dmask), nq)  # all zero without Dirichlet data
         b_data = _finite(
             jnp.stack([wd, beta, g, wflux, flux, kb], 1), "boundary data (dirichlet, neumann, k)"
         )

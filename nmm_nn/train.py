@@ -123,6 +123,7 @@ def train(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = True,
     progress: bool = True,
+    callback=None,
 ) -> tuple[MLP, History]:
     """Minimise ``task``'s functional over the network's weights and biases.
 
@@ -144,6 +145,8 @@ def train(
             every chunk (one ``.npz`` file, leaves serialised by equinox); with ``resume=True``
             an existing checkpoint is loaded and training continues from it.
         progress: show a tqdm progress bar.
+        callback: ``callback(step, model, history)`` after every chunk (to record anything over
+            training without re-entering ``train``, which would compile again).
 
     Returns:
         ``(trained network, History)``.
@@ -172,7 +175,6 @@ def train(
         )
 
     compiled: dict[int, object] = {}
-    losses = [history.loss]
     run_time = history.wall[-1] if history.wall else 0.0
     bar = tqdm(total=steps, initial=history.steps, disable=not progress, desc="train", unit="step")
     done = history.steps
@@ -194,17 +196,18 @@ def train(
                 "large?); the last checkpoint, if any, holds the run before this chunk"
             )
         done += n
-        losses.append(chunk_losses)
-        history.loss = np.concatenate(losses)
-        losses = [history.loss]
+        history.loss = np.concatenate([history.loss, chunk_losses])
         history.step.append(done)
         history.wall.append(run_time)
+        model = eqx.combine(params, static)
         if task.has_exact:
-            errs = task.errors(eqx.combine(params, static))
+            errs = task.errors(model)
             for name in history.errors:
                 history.errors[name].append(errs[name])
         if path is not None:
             _save(path, params, state, history, meta)
+        if callback is not None:
+            callback(done, model, history)
         bar.update(n)
         bar.set_postfix(loss=f"{chunk_losses[-1]:.3e}")
     bar.close()
@@ -216,9 +219,8 @@ def _model_spec(net, task: Task):
     if isinstance(net, nmm.Field):
         if net.space.dim != task.dim:
             raise ValueError(f"net: the field is {net.space.dim}D but the task is {task.dim}D")
-        spec = jax.tree_util.tree_map(lambda _: False, net)
-        spec = eqx.tree_at(lambda f: f.coeffs, spec, True)
-        return spec, {"model": "nmm.Field", "n_dofs": int(net.space.n_dofs), "degree": net.space.degree}
+        meta = {"model": "nmm.Field", "n_dofs": int(net.space.n_dofs), "degree": net.space.degree}
+        return trainable(net), meta
     if not isinstance(net, MLP):
         raise TypeError(f"net must be an nmm_nn.MLP or an nmm.Field, got {type(net).__name__}")
     if net.in_size != task.dim:

@@ -104,6 +104,9 @@ def test_functional_dof_below_parameter_count():
     d2 = functional_dof(deep, x, space)
     assert d2.rank <= min(d2.n_params, 400) and d2.n_dofs == 11
     assert np.all(np.diff(d2.singular_values) <= 0)
+    field = nmm.fit(space, lambda x: jnp.sin(3 * x[0]))
+    d3 = functional_dof(field, x)  # a field's parameters are its coefficients: hats are independent
+    assert d3.rank == d3.n_params == space.n_dofs == 11
     with pytest.raises(ValueError, match="points must have shape"):
         functional_dof(net, np.zeros((5, 2)))
 

@@ -26,6 +26,16 @@ def test_degree10_fit_reduces_loss_and_is_deterministic(poly_task):
     assert hist.loss[-1] < 1e-2 * hist.loss[0]
     assert hist.errors["L2"][-1] < 0.5 * hist.errors["L2"][0] and len(hist.errors["H1"]) == 3
     assert hist.compile_time > 0 and hist.wall[-1] > 0
+    seen = []
+    train(
+        net,
+        poly_task,
+        steps=50,
+        chunk=20,
+        progress=False,
+        callback=lambda step, model, h: seen.append((step, h.steps, float(poly_task.loss(model)))),
+    )
+    assert [s[:2] for s in seen] == [(20, 20), (40, 40), (50, 50)]
     assert np.isclose(float(poly_task.loss(trained)), hist.loss[-1], rtol=0.2)
     again = train(
         MLP(1, "scalar", 32, 3, "tanh", key=jr.PRNGKey(0)),
