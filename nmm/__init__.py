@@ -12,24 +12,46 @@ import jax
 if os.environ.get("NMM_KEEP_X64", "1") != "0":
     jax.config.update("jax_enable_x64", True)
 
+from . import io as io  # noqa: E402
+from . import linalg as linalg  # noqa: E402
 from .covers import MathCover as MathCover  # noqa: E402
+from .drivers import assemble as assemble  # noqa: E402
+from .drivers import fit as fit  # noqa: E402
+from .drivers import solve as solve  # noqa: E402
 from .field import Field as Field  # noqa: E402
+from .field import SolveInfo as SolveInfo  # noqa: E402
 from .field import errors as errors  # noqa: E402
+from .forms import Dirichlet as Dirichlet  # noqa: E402
+from .forms import Elasticity as Elasticity  # noqa: E402
+from .forms import Form as Form  # noqa: E402
+from .forms import Neumann as Neumann  # noqa: E402
+from .forms import Poisson as Poisson  # noqa: E402
+from .forms import value as value  # noqa: E402
 from .geometry import Domain as Domain  # noqa: E402
+from .linalg import RESULTS as RESULTS  # noqa: E402
 from .linalg import SolverOptions as SolverOptions  # noqa: E402
-from .problems import Poisson as Poisson  # noqa: E402
-from .solve import fit as fit  # noqa: E402
-from .solve import solve as solve  # noqa: E402
+from .nonlinear import Newton as Newton  # noqa: E402
 from .space import ManifoldSpace as ManifoldSpace  # noqa: E402
 
 __all__ = [
     "Domain",
     "MathCover",
     "ManifoldSpace",
+    "Form",
     "Poisson",
+    "Elasticity",
+    "Dirichlet",
+    "Neumann",
+    "value",
+    "Newton",
     "SolverOptions",
+    "RESULTS",
     "Field",
+    "SolveInfo",
     "fit",
     "solve",
+    "assemble",
     "errors",
+    "io",
+    "linalg",
 ]

@@ -1,99 +1,203 @@
-"""Assembly kernels (pure JAX): element integrals vmapped over integration simplices × points, then
-scatter-added into the cover-pair block matrix and the load vector.
+"""Assembly of any form: point kernels vmapped over elements × points, contracted with the basis,
+scatter-added into the cover-pair block matrix and the global vector.
 
-Nothing here loops over elements in Python; the only Python loops are over static sizes.
+Nothing here knows a PDE. At every quadrature point the bound form gives its residual (r0, r1) and
+the non-zero blocks of its tangent (autodiff, :mod:`nmm.kernels`); the local vector and matrix are
+
+    R_ic  = Σ_q w [φ_i r0_c + ∇φ_i · r1_c]
+    K_icje = Σ_q w [φ_i D^uu_ce φ_j + φ_i D^ug_ce·∇φ_j + ∇φ_i·D^gu_ce φ_j + ∇φ_i·D^gg_ce·∇φ_j]
+
+for scalar basis functions i, j of the element and components c, e. Boundary pieces get the
+Nitsche / penalty / Neumann terms of :mod:`nmm.forms.boundary` the same way. No Python loop runs
+over elements or points.
+
+The residual convention is R(x) = K x − b for linear forms: a linear solve is K x = −R(0).
 """
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .problems import Poisson, evaluate
+from .forms import boundary as bc
+from .kernels import Kernels
+from .linalg.operator import BlockCSR
+
+
+class Quadrature(eqx.Module):
+    """Points where a functional is integrated: ``elems (S,)``, ``points (S, Q, dim)``,
+    ``weights (S, Q)``."""
+
+    elems: jax.Array
+    points: jax.Array
+    weights: jax.Array
+
+
+class BoundaryData(eqx.Module):
+    """Where the boundary conditions hold (host-side masks, as arrays): ``dirichlet (k_d, n_b, n)``
+    and ``neumann (k_n, n_b, n)`` weights per piece and component."""
+
+    dirichlet: jax.Array
+    neumann: jax.Array
+
+
+def volume_quadrature(space) -> Quadrature:
+    return Quadrature(space.q_elem, space.q_points, space.q_weights)
 
 
 def basis_at(space, elems, points):
-    """Local basis at points: ``elems (S,)``, ``points (S, Q, dim)`` ->
-    ``phi (S, Q, n_loc)``, ``dphi (S, Q, n_loc, dim)``."""
+    """Scalar local basis at points: ``elems (S,)``, ``points (S, Q, dim)`` ->
+    ``phi (S, Q, L)``, ``dphi (S, Q, L, dim)`` with ``L = vertices × terms``."""
     per_point = jax.vmap(space.local_basis, in_axes=(None, 0))
     return jax.vmap(per_point)(elems, points)
 
 
-def scatter_matrix(space, elems, local):
-    """Add local matrices ``(S, n_loc, n_loc)`` of elements ``elems (S,)`` into block data
-    ``(n_blocks, nt, nt)``."""
-    nt = space.n_terms
-    nv = space.n_local // nt
+def interpolate(space, coeffs, elems, phi, dphi):
+    """State at points: ``u (S, Q, n)``, ``du (S, Q, n, dim)``."""
+    n, nt = space.components, space.n_terms
+    s, q, L = phi.shape
+    nv = L // nt
+    X = coeffs[space.elem_dofs[elems]].reshape(s, nv, n, nt)
+    u = jnp.einsum("sqvt,svct->sqc", phi.reshape(s, q, nv, nt), X)
+    du = jnp.einsum("sqvtd,svct->sqcd", dphi.reshape(s, q, nv, nt, -1), X)
+    return u, du
+
+
+def contract_vector(w, phi, dphi, r0, r1):
+    """``(S, L, n)`` local vectors from point residuals ``r0 (S, Q, n)``, ``r1 (S, Q, n, dim)``."""
+    # the weight multiplies the point data first (w f, w k, ...), as in a hand-written kernel
+    wr0 = w[..., None] * r0
+    wr1 = w[..., None, None] * r1
+    return jnp.einsum("sqi,sqc->sic", phi, wr0) + jnp.einsum("sqid,sqcd->sic", dphi, wr1)
+
+
+def contract_matrix(w, phi, dphi, D: dict):
+    """``(S, L, n, L, n)`` local matrices from the tangent blocks at the points."""
+    terms = {
+        "uu": lambda d: jnp.einsum("sqce,sqi,sqj->sicje", d, phi, phi),
+        "ug": lambda d: jnp.einsum("sqi,sqcef,sqjf->sicje", phi, d, dphi),
+        "gu": lambda d: jnp.einsum("sqid,sqcde,sqj->sicje", dphi, d, phi),
+        "gg": lambda d: jnp.einsum("sqid,sqcdef,sqjf->sicje", dphi, d, dphi),
+    }
+    out = None
+    for name, d in D.items():
+        if name == "uu" and d.shape[-1] == 1:  # scalar mass-like term: one fewer contraction
+            t = jnp.einsum("sq,sqi,sqj->sij", w * d[..., 0, 0], phi, phi)[:, :, None, :, None]
+        else:
+            t = terms[name](w.reshape(*w.shape, *([1] * (d.ndim - 2))) * d)
+        out = t if out is None else out + t
+    return out
+
+
+def scatter_vector(space, elems, local):
+    """Add local vectors ``(S, L, n)`` into a global vector ``(n_dofs,)``."""
     s = local.shape[0]
-    blocks = local.reshape(s, nv, nt, nv, nt).transpose(0, 1, 3, 2, 4).reshape(-1, nt, nt)
+    nt, n = space.n_terms, space.components
+    loc = local.reshape(s, -1, nt, n).transpose(0, 1, 3, 2).reshape(-1)
+    return jax.ops.segment_sum(loc, space.elem_dofs[elems].reshape(-1), num_segments=space.n_dofs)
+
+
+def scatter_matrix(space, elems, local):
+    """Add local matrices ``(S, L, n, L, n)`` into block data ``(n_blocks, b, b)``."""
+    s = local.shape[0]
+    nt, n = space.n_terms, space.components
+    nv = local.shape[1] // nt
+    b = n * nt
+    blocks = local.reshape(s, nv, nt, n, nv, nt, n).transpose(0, 1, 4, 3, 2, 6, 5).reshape(-1, b, b)
     idx = space.elem_blocks[elems].reshape(-1)
     return jax.ops.segment_sum(blocks, idx, num_segments=space.block_rows.shape[0])
 
 
-def scatter_vector(space, elems, local):
-    """Add local vectors ``(S, n_loc)`` into a global vector ``(n_dofs,)``."""
-    idx = space.elem_dofs[elems].reshape(-1)
-    return jax.ops.segment_sum(local.reshape(-1), idx, num_segments=space.n_dofs)
+def _state(space, coeffs, elems, phi, dphi):
+    if coeffs is None:
+        s, q, _ = phi.shape
+        n, dim = space.components, space.dim
+        return jnp.zeros((s, q, n), phi.dtype), jnp.zeros((s, q, n, dim), phi.dtype)
+    return interpolate(space, coeffs, elems, phi, dphi)
 
 
-def mass_system(space, values, elems, points, weights):
-    """Least-squares system of Σ_q w_q (u(x_q) - values_q)²: ``(block data, rhs)``.
+def _volume(space, kern: Kernels, quad: Quadrature, coeffs, matrix: bool):
+    phi, dphi = basis_at(space, quad.elems, quad.points)
+    u, du = _state(space, coeffs, quad.elems, phi, dphi)
+    per_point = (
+        (lambda x, a, b: kern.tangent(x, a, b))
+        if matrix
+        else (lambda x, a, b: (kern.volume(x, a, b), {}))
+    )
+    (r0, r1), D = jax.vmap(jax.vmap(per_point))(quad.points, u, du)
+    w = quad.weights
+    vec = scatter_vector(space, quad.elems, contract_vector(w, phi, dphi, r0, r1))
+    if not matrix:
+        return vec, None, jnp.asarray(True)
+    ok = jnp.all(jax.vmap(jax.vmap(kern.admissible))(quad.points) | (w == 0))
+    if kern.elliptic:
+        # a necessary condition of (strong) ellipticity, read off the tangent: positive
+        # diffusion along every component and direction, non-negative reaction
+        if "gg" in D:
+            ok &= jnp.all((jnp.einsum("sqcdcd->sqcd", D["gg"]) > 0) | (w == 0)[..., None, None])
+        if "uu" in D:
+            ok &= jnp.all((jnp.einsum("sqcc->sqc", D["uu"]) >= 0) | (w == 0)[..., None])
+    return vec, scatter_matrix(space, quad.elems, contract_matrix(w, phi, dphi, D)), ok
 
-    With the space's quadrature this is the L2 projection; with unit weights at sample points it
-    is the discrete least-squares fit.
-    """
-    phi, _ = basis_at(space, elems, points)
-    local = jnp.einsum("sq,sqi,sqj->sij", weights, phi, phi)
-    rhs = jnp.einsum("sq,sqi->si", weights * values, phi)
-    return scatter_matrix(space, elems, local), scatter_vector(space, elems, rhs)
+
+def _boundary(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: bool):
+    if space.b_elem.shape[0] == 0:
+        return None, None
+    elems, pts, wts, normal = space.b_elem, space.b_points, space.b_weights, space.b_normal
+    phi, dphi = basis_at(space, elems, pts)
+    u, du = _state(space, coeffs, elems, phi, dphi)
+    gs, hs, hc, s = jax.vmap(jax.vmap(kern.boundary, in_axes=(0, None)))(pts, normal)
+    # combine the conditions that hold on each piece (masks are disjoint for Dirichlet)
+    m = jnp.sum(bd.dirichlet, axis=0)  # (n_b, n)
+    g = jnp.einsum("ibc,bqic->bqc", bd.dirichlet, gs)
+    h = jnp.einsum("ibc,bqic->bqc", bd.neumann, hs)
+    h = h + space.b_crack.astype(h.dtype)[:, None, None] * hc
+    beta_s = space.boundary_beta(kern.beta0)[:, None] * s  # (n_b, Q)
+
+    def rho(x, nrm, z, g_, m_, h_, bs):
+        return bc.weak(lambda zz: kern.flux(x, zz), z, nrm, g_, m_, h_, bs, kern.nitsche)
+
+    def point(x, nrm, a, b, g_, m_, h_, bs):
+        z = jnp.concatenate([a[:, None], b], axis=1)
+        r = rho(x, nrm, z, g_, m_, h_, bs)
+        if not matrix:
+            return r, None
+        return r, jax.jacfwd(lambda zz: rho(x, nrm, zz, g_, m_, h_, bs))(z)
+
+    per_piece = jax.vmap(point, in_axes=(0, None, 0, 0, 0, None, 0, 0))
+    r, T = jax.vmap(per_piece)(pts, normal, u, du, g, m, h, beta_s)
+    vec = scatter_vector(space, elems, contract_vector(wts, phi, dphi, r[..., 0], r[..., 1:]))
+    if not matrix:
+        return vec, None
+    # one contraction with the stacked basis G = [φ, ∇φ] (fewer ops to compile than four blocks)
+    G = jnp.concatenate([phi[..., None], dphi], axis=-1)
+    local = jnp.einsum("sqia,sqcaeb,sqjb->sicje", G, wts[..., None, None, None, None] * T, G)
+    return vec, scatter_matrix(space, elems, local)
 
 
-def poisson_system(space, problem: Poisson, params, dirichlet_mask, neumann_mask):
-    """Block data and rhs of the Poisson problem, Nitsche or penalty boundary terms included.
+def assemble(space, kern: Kernels, bd: BoundaryData, coeffs=None, quad=None, matrix=True, boundary=True):
+    """Residual ``R(coeffs) (n_dofs,)`` and, with ``matrix``, the tangent as a :class:`BlockCSR`
+    and an admissibility flag (``coeffs=None``: at zero, the linear system K x = −R(0)).
 
     Args:
-        dirichlet_mask, neumann_mask: ``(n_b,)`` float masks over the space's boundary pieces
-            (Neumann data on crack faces comes from ``problem.crack_neumann`` and ``space.b_crack``).
+        quad: volume quadrature (default: the space's; samples for least-squares fits).
+        boundary: include the boundary terms.
     """
-    # volume terms
-    elems, pts, w = space.q_elem, space.q_points, space.q_weights
-    phi, dphi = basis_at(space, elems, pts)
-    kq = evaluate(problem.k, pts, params)
-    cq = evaluate(problem.c, pts, params)
-    fq = evaluate(problem.f, pts, params)
-    local = jnp.einsum("sq,sqid,sqjd->sij", w * kq, dphi, dphi)
-    local = local + jnp.einsum("sq,sqi,sqj->sij", w * cq, phi, phi)
-    data = scatter_matrix(space, elems, local)
-    rhs = scatter_vector(space, elems, jnp.einsum("sq,sqi->si", w * fq, phi))
-    if space.b_elem.shape[0] == 0:
-        return data, rhs
-
-    # boundary terms
-    be, bp, normal = space.b_elem, space.b_points, space.b_normal
-    phib, dphib = basis_at(space, be, bp)
-    if problem.dirichlet is not None:
-        wd = space.b_weights * dirichlet_mask[:, None]
-        kb = evaluate(problem.k, bp, params)
-        g = evaluate(problem.dirichlet, bp, params)
-        wdeg = 2 if space.kind == "quad" else 1
-        beta = problem.beta0 * (space.degree + wdeg) ** 2 / space.elem_h[be]
-        pen = wd * kb * beta[:, None]
-        bl = jnp.einsum("sq,sqi,sqj->sij", pen, phib, phib)
-        br = jnp.einsum("sq,sqi->si", pen * g, phib)
-        if problem.bc == "nitsche":
-            dn = jnp.einsum("sqid,sd->sqi", dphib, normal)
-            cross = jnp.einsum("sq,sqi,sqj->sij", wd * kb, dn, phib)
-            bl = bl - cross - jnp.swapaxes(cross, 1, 2)
-            br = br - jnp.einsum("sq,sqi->si", wd * kb * g, dn)
-        data = data + scatter_matrix(space, be, bl)
-        rhs = rhs + scatter_vector(space, be, br)
-    nq = jnp.broadcast_to(normal[:, None, :], bp.shape)
-    for flux, mask in (
-        (problem.neumann, neumann_mask),
-        (problem.crack_neumann, space.b_crack.astype(bp.dtype)),
-    ):
-        if flux is not None:
-            wn = space.b_weights * mask[:, None]
-            hq = evaluate(flux, bp, params, nq)
-            rhs = rhs + scatter_vector(space, be, jnp.einsum("sq,sqi->si", wn * hq, phib))
-    return data, rhs
+    quad = volume_quadrature(space) if quad is None else quad
+    vec, data, ok = _volume(space, kern, quad, coeffs, matrix)
+    if boundary and kern.has_boundary_terms:
+        bvec, bdata = _boundary(space, kern, bd, coeffs, matrix)
+        if bvec is not None:
+            vec = vec + bvec
+            data = data + bdata if matrix else None
+    if not matrix:
+        return vec
+    op = BlockCSR(
+        data,
+        space.block_rows,
+        space.block_cols,
+        space.host.pattern,
+        symmetric=kern.symmetric,
+    )
+    return vec, op, ok

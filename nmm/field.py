@@ -8,28 +8,89 @@ import jax.numpy as jnp
 import numpy as np
 
 from .assembly import basis_at
+from .forms.data import value
 from .locate import find
-from .problems import evaluate
 from .quadrature import map_segments, map_triangles
 from .space import ManifoldSpace
 
 
+class SolveInfo(eqx.Module):
+    """How a field was computed (per batch member under ``vmap``).
+
+    Attributes:
+        result: result code (``nmm.linalg.RESULTS``; 0 = success).
+        residual: relative residual of the last linear solve.
+        iterations: refinement steps / iterations of the last linear solve.
+        condition: condition estimate of the factored matrix (-1 when not computed).
+        newton_steps: Newton iterations (0 for linear forms).
+        history: ``(max_steps + 1,)`` Newton residual norms |R(x_k)| (k = 0 .. newton_steps; the
+            rest is zero); empty for linear forms.
+    """
+
+    result: jax.Array
+    residual: jax.Array
+    iterations: jax.Array
+    condition: jax.Array
+    newton_steps: jax.Array
+    history: jax.Array
+
+    @classmethod
+    def from_stats(cls, stats) -> SolveInfo:
+        s = jnp.asarray(stats, dtype=float)
+        if s.shape[-1:] != (3,):
+            raise ValueError(f"stats must have shape (3,), got {s.shape}")
+        zero = jnp.zeros(s.shape[:-1], jnp.int32)
+        return cls(zero, s[..., 0], s[..., 1], s[..., 2], zero, jnp.zeros((*s.shape[:-1], 0)))
+
+    @property
+    def stats(self):
+        return jnp.stack([self.residual, self.iterations, self.condition], axis=-1)
+
+    @property
+    def ok(self):
+        return self.result == 0
+
+    def newton_history(self) -> np.ndarray:
+        """The Newton residual norms of an unbatched solve, ``|R(x_0)|, …, |R(x_k)|``."""
+        return np.asarray(self.history)[: int(self.newton_steps) + 1]
+
+
 class Field(eqx.Module):
-    """A scalar field on a :class:`ManifoldSpace`.
+    """A scalar or vector field on a :class:`ManifoldSpace`.
 
     Attributes:
         space: the space.
         coeffs: ``(n_dofs,)`` cover-function coefficients.
-        stats: ``(3,)`` from the solve: relative residual, iterations, condition estimate (-1 when
-            not computed); NaN-free by construction (a failed solve raises instead).
+        info: a :class:`SolveInfo` (``Field(space, coeffs, stats)`` also takes the old
+            ``[residual, iterations, condition]`` array).
 
-    ``u(x)`` and ``u.grad(x)`` take ``x`` of shape ``(dim,)`` or ``(m, dim)`` (1D also ``(m,)``) and
-    work under jit and vmap. Points outside the domain give NaN: the field is not defined there.
+    ``u(x)`` and ``u.grad(x)`` take ``x`` of shape ``(dim,)`` or ``(m, dim)`` (1D also ``(m,)``)
+    and work under jit and vmap; values are ``(m,)`` for scalar fields and ``(m, n)`` for
+    ``n``-component fields, gradients ``(m, dim)`` / ``(m, n, dim)``. Points outside the domain
+    give NaN: the field is not defined there.
     """
 
     space: ManifoldSpace
     coeffs: jax.Array
-    stats: jax.Array
+    info: SolveInfo
+
+    def __init__(self, space, coeffs, info=None):
+        if not isinstance(space, ManifoldSpace):
+            raise TypeError(f"space must be an nmm.ManifoldSpace, got {type(space).__name__}")
+        self.space = space
+        self.coeffs = jnp.asarray(coeffs)
+        if info is None:
+            info = jnp.array([0.0, 0.0, -1.0])
+        self.info = info if isinstance(info, SolveInfo) else SolveInfo.from_stats(info)
+
+    @property
+    def stats(self):
+        """``[relative residual, refinement steps, condition estimate]`` of the solve."""
+        return self.info.stats
+
+    @property
+    def value_shape(self) -> tuple[int, ...]:
+        return () if self.space.components == 1 else (self.space.components,)
 
     def _points(self, x):
         x = jnp.asarray(x, dtype=self.coeffs.dtype)
@@ -47,19 +108,28 @@ class Field(eqx.Module):
 
     def __call__(self, x):
         pts, lead = self._points(x)
-        return _values(self, pts)[0].reshape(lead)
+        return _values(self, pts)[0].reshape(*lead, *self.value_shape)
 
     def grad(self, x):
-        """∇u at points: shape ``(..., dim)``."""
+        """∇u at points: shape ``(..., dim)`` (scalar) or ``(..., n, dim)`` (vector)."""
         pts, lead = self._points(x)
-        return _values(self, pts)[1].reshape(*lead, self.space.dim)
+        return _values(self, pts)[1].reshape(*lead, *self.value_shape, self.space.dim)
 
     def in_elements(self, elems, points):
-        """Values ``(m,)`` and gradients ``(m, dim)`` at ``points (m, dim)`` known to lie in
-        ``elems (m,)`` (no point location; used for plots and on crack faces)."""
+        """Values and gradients at ``points (m, dim)`` known to lie in ``elems (m,)`` (no point
+        location; used for plots and on crack faces): ``(m,)``/``(m, dim)`` for scalar fields,
+        ``(m, n)``/``(m, n, dim)`` for vector fields."""
         phi, dphi = basis_at(self.space, elems, points[:, None, :])
-        c = self.coeffs[self.space.elem_dofs[elems]]  # (m, n_loc)
-        return jnp.einsum("mi,mi->m", phi[:, 0], c), jnp.einsum("mid,mi->md", dphi[:, 0], c)
+        n, nt = self.space.components, self.space.n_terms
+        c = self.coeffs[self.space.elem_dofs[elems]].reshape(len(elems), -1, n, nt)
+        m = phi.shape[0]
+        phi = phi[:, 0].reshape(m, -1, nt)
+        dphi = dphi[:, 0].reshape(m, -1, nt, self.space.dim)
+        val = jnp.einsum("mvt,mvct->mc", phi, c)
+        grad = jnp.einsum("mvtd,mvct->mcd", dphi, c)
+        if n == 1:
+            return val[:, 0], grad[:, 0]
+        return val, grad
 
 
 @eqx.filter_jit
@@ -73,7 +143,8 @@ def _values(u: Field, pts):
     e = _locate(u.space, pts)
     val, grad = u.in_elements(jnp.maximum(e, 0), pts)
     inside = e >= 0
-    return jnp.where(inside, val, jnp.nan), jnp.where(inside[:, None], grad, jnp.nan)
+    mask = lambda a: jnp.where(inside.reshape(-1, *([1] * (a.ndim - 1))), a, jnp.nan)  # noqa: E731
+    return mask(val), mask(grad)
 
 
 def errors(u: Field, exact, exact_grad=None, params=None, degree=None) -> dict[str, float]:
@@ -81,12 +152,13 @@ def errors(u: Field, exact, exact_grad=None, params=None, degree=None) -> dict[s
 
     The integrals use a rule finer than the one the solution was computed with (default: the
     space's quadrature degree + 4), so that a field fitted at the solver's quadrature points cannot
-    look better than it is.
+    look better than it is. For vector fields the norms sum over components.
 
     Args:
         u: the field.
-        exact: callable ``exact(x)`` of one point ``(dim,)`` (``exact(x, params)`` with params).
-        exact_grad: callable returning ``(dim,)``; by default ``jax.grad(exact)``.
+        exact: callable ``exact(x)`` of one point ``(dim,)`` (``exact(x, params)`` with params),
+            returning a scalar (or ``(n,)`` for an n-component field).
+        exact_grad: callable returning ``(dim,)`` (``(n, dim)``); by default autodiff of ``exact``.
         degree: polynomial degree of the error quadrature.
 
     Returns:
@@ -97,12 +169,11 @@ def errors(u: Field, exact, exact_grad=None, params=None, degree=None) -> dict[s
         raise TypeError(f"u must be an nmm.Field, got {type(u).__name__}")
     if not callable(exact):
         raise TypeError(f"exact must be a callable of x, got {type(exact).__name__}")
-    grad_fn = exact_grad if exact_grad is not None else jax.grad(exact)
     degree = u.space.quad_degree + 4 if degree is None else int(degree)
     topo = u.space.host.topology
     rule = map_segments if u.space.dim == 1 else map_triangles
     pts, w = rule(topo.simplices, degree)
-    vals = _error_integrals(u, exact, grad_fn, params, jnp.asarray(pts), jnp.asarray(w))
+    vals = _error_integrals(u, exact, exact_grad, params, jnp.asarray(pts), jnp.asarray(w))
     l2n, l2e, h1n, h1e, mx, mxe = (float(v) for v in vals)
     return {
         "L2": np.sqrt(l2e / l2n) if l2n > 0 else np.sqrt(l2e),
@@ -112,21 +183,30 @@ def errors(u: Field, exact, exact_grad=None, params=None, degree=None) -> dict[s
 
 
 @eqx.filter_jit
-def _error_integrals(u: Field, exact, grad_fn, params, pts, w):
+def _error_integrals(u: Field, exact, exact_grad, params, pts, w):
     sp = u.space
     s, q, dim = pts.shape
+    n = sp.components
     elems = jnp.repeat(sp.q_elem, q)
-    val, grad = u.in_elements(elems, pts.reshape(-1, dim))
-    e = evaluate(exact, pts, params).reshape(-1)
     flat = pts.reshape(-1, dim)
-    ge = jax.vmap(grad_fn)(flat) if params is None else jax.vmap(lambda x: grad_fn(x, params))(flat)
-    ge = ge.reshape(-1, dim)
-    wf = w.reshape(-1)
+    val, grad = u.in_elements(elems, flat)
+    val, grad = val.reshape(-1, n), grad.reshape(-1, n, dim)
+
+    def ex(x):
+        return jnp.reshape(value(exact, x, params), (n,))
+
+    e = jax.vmap(ex)(flat)
+    if exact_grad is None:
+        ge = jax.vmap(jax.jacfwd(ex))(flat)
+    else:
+        ge = jax.vmap(lambda x: jnp.reshape(value(exact_grad, x, params), (n, dim)))(flat)
+    wf = w.reshape(-1, 1)
+    pointwise = jnp.sqrt(jnp.sum((val - e) ** 2, -1))
     return (
         jnp.sum(wf * e**2),
         jnp.sum(wf * (val - e) ** 2),
-        jnp.sum(wf * jnp.sum(ge**2, -1)),
-        jnp.sum(wf * jnp.sum((grad - ge) ** 2, -1)),
-        jnp.max(jnp.abs(e)),
-        jnp.max(jnp.abs(val - e)),
+        jnp.sum(wf[..., None] * ge**2),
+        jnp.sum(wf[..., None] * (grad - ge) ** 2),
+        jnp.max(jnp.sqrt(jnp.sum(e**2, -1))),
+        jnp.max(pointwise),
     )

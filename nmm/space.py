@@ -4,9 +4,11 @@ Everything geometric is computed once here on the host (``topology.cut``); the r
 ``equinox.Module`` whose array fields are JAX arrays, so a space passes through ``jit``/``vmap``
 like any pytree, and changing data on it never re-cuts the geometry or recompiles.
 
-Unknowns: cover c carries ``n_terms`` cover-function coefficients, numbered ``c * n_terms + t``.
-On element e the local basis is ``w_k(x) ψ_t((x - x_c) / s_c)`` for the cell's vertices k (cover
-``c = elem_covers[e, k]``) and the terms t, flattened as ``k * n_terms + t``.
+Unknowns: cover c carries ``components × n_terms`` cover-function coefficients, numbered
+``(c * components + i) * n_terms + t`` for component i and term t. On element e the scalar local
+basis is ``w_k(x) ψ_t((x - x_c) / s_c)`` for the cell's vertices k (cover ``c = elem_covers[e, k]``)
+and the terms t, flattened as ``k * n_terms + t``; the element's unknowns ``elem_dofs[e]`` are
+ordered (vertex, component, term).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from . import basis as _basis
 from .covers import MathCover, cell_weights
 from .geometry import Domain
+from .linalg.operator import BlockPattern
 from .locate import Locator, build
 from .quadrature import map_segments, map_triangles
 from .topology import Topology, cut
@@ -33,8 +36,7 @@ class HostData:
     cover: MathCover
     domain: Domain
     topology: Topology
-    block_indptr: np.ndarray  # CSR structure of the cover-pair block matrix
-    block_indices: np.ndarray
+    pattern: BlockPattern  # block CSR structure of the cover-pair matrix
 
 
 class ManifoldSpace(eqx.Module):
@@ -49,6 +51,8 @@ class ManifoldSpace(eqx.Module):
             the degree of a mass-matrix integrand (w = 1 for hat weights on triangles and
             intervals, 2 for bilinear weights); for Fourier cover functions p is replaced by
             4p + 4, so that every cell holds more points than local functions.
+        components: unknowns per point: 1 for a scalar field (values ``(m,)``), n for a vector
+            field (values ``(m, n)``; elasticity: ``components=2``).
 
     Array fields (JAX): per element ``elem_cell_data``, ``elem_dofs (n_elem, n_loc)``,
     ``elem_center (n_elem, n_v, dim)``, ``elem_scale (n_elem, n_v)``, ``elem_h (n_elem,)``,
@@ -63,6 +67,7 @@ class ManifoldSpace(eqx.Module):
     basis: str = eqx.field(static=True)
     kind: str = eqx.field(static=True)
     n_terms: int = eqx.field(static=True)
+    components: int = eqx.field(static=True)
     n_covers: int = eqx.field(static=True)
     quad_degree: int = eqx.field(static=True)
     host: HostData = eqx.field(static=True)
@@ -92,6 +97,7 @@ class ManifoldSpace(eqx.Module):
         degree: int = 1,
         basis: str = "polynomial",
         quad_degree: int | None = None,
+        components: int = 1,
     ):
         if not isinstance(cover, MathCover):
             raise TypeError(f"cover must be an nmm.MathCover, got {type(cover).__name__}")
@@ -99,6 +105,12 @@ class ManifoldSpace(eqx.Module):
             raise TypeError(f"domain must be an nmm.Domain, got {type(domain).__name__}")
         if isinstance(degree, bool) or not isinstance(degree, int | np.integer) or degree < 0:
             raise ValueError(f"degree must be an integer >= 0, got {degree!r}")
+        if (
+            isinstance(components, bool)
+            or not isinstance(components, int | np.integer)
+            or components < 1
+        ):
+            raise ValueError(f"components must be an integer >= 1, got {components!r}")
         if basis not in _basis.BASES:
             raise ValueError(f"basis must be one of {_basis.BASES}, got {basis!r}")
         wdeg = 2 if cover.kind == "quad" else 1
@@ -114,9 +126,10 @@ class ManifoldSpace(eqx.Module):
         n_v = cover.n_vertices
         self.dim, self.degree, self.basis, self.kind = cover.dim, int(degree), basis, cover.kind
         self.n_terms, self.n_covers, self.quad_degree = nt, topo.n_cover, int(quad_degree)
+        self.components = nc = int(components)
 
         cells = cover.cells[topo.elem_cell]
-        dofs = topo.elem_covers[:, :, None] * nt + np.arange(nt)
+        dofs = (topo.elem_covers[:, :, None, None] * nc + np.arange(nc)[:, None]) * nt + np.arange(nt)
         # block structure: unique (cover_i, cover_j) pairs over all elements, in CSR order
         ci = np.repeat(topo.elem_covers, n_v, axis=1).reshape(-1)
         cj = np.tile(topo.elem_covers, (1, n_v)).reshape(-1)
@@ -133,9 +146,9 @@ class ManifoldSpace(eqx.Module):
             qp, qw = map_triangles(topo.simplices, self.quad_degree)
             bp, bw = map_segments(topo.bnd, self.quad_degree)
 
-        self.host = HostData(cover, domain, topo, indptr, cols)
+        self.host = HostData(cover, domain, topo, BlockPattern(indptr, cols))
         self.elem_cell_data = jnp.asarray(cover.cell_data[topo.elem_cell])
-        self.elem_dofs = jnp.asarray(dofs.reshape(len(cells), n_v * nt))
+        self.elem_dofs = jnp.asarray(dofs.reshape(len(cells), n_v * nc * nt))
         self.elem_center = jnp.asarray(cover.nodes[cells])
         self.elem_scale = jnp.asarray(cover.node_scale[cells])
         self.elem_h = jnp.asarray(elem_h)
@@ -153,8 +166,13 @@ class ManifoldSpace(eqx.Module):
 
     @property
     def n_dofs(self) -> int:
-        """Number of unknowns: physical covers × cover-function terms."""
-        return self.n_covers * self.n_terms
+        """Number of unknowns: physical covers × components × cover-function terms."""
+        return self.n_covers * self.components * self.n_terms
+
+    @property
+    def block_size(self) -> int:
+        """Unknowns per physical cover (the size of a cover-pair block)."""
+        return self.components * self.n_terms
 
     @property
     def n_elements(self) -> int:
@@ -162,8 +180,8 @@ class ManifoldSpace(eqx.Module):
 
     @property
     def n_local(self) -> int:
-        """Basis functions per element: cell vertices × terms."""
-        return self.elem_dofs.shape[1]
+        """Scalar basis functions per element: cell vertices × terms."""
+        return self.elem_dofs.shape[1] // self.components
 
     @property
     def domain(self) -> Domain:
@@ -176,9 +194,16 @@ class ManifoldSpace(eqx.Module):
     def __repr__(self) -> str:
         return (
             f"ManifoldSpace(dim={self.dim}, kind={self.kind!r}, degree={self.degree}, "
-            f"basis={self.basis!r}, covers={self.n_covers}, elements={self.n_elements}, "
+            f"basis={self.basis!r}, components={self.components}, covers={self.n_covers}, "
+            f"elements={self.n_elements}, "
             f"dofs={self.n_dofs})"
         )
+
+    def boundary_beta(self, beta0: float):
+        """Penalty β = β0 (p + w)² / h of each boundary piece (w: the weights' degree, h: the
+        size of the piece's cell), ``(n_b,)``."""
+        wdeg = 2 if self.kind == "quad" else 1
+        return beta0 * (self.degree + wdeg) ** 2 / self.elem_h[self.b_elem]
 
     # ------------------------------------------------------------------ basis (one point)
 

@@ -1,16 +1,20 @@
 """Tasks: one discrete functional, shared by NMM solves and network training.
 
-A :class:`Task` holds the quadrature of a ``ManifoldSpace`` (points, weights, boundary pieces) and
-the problem data evaluated there, and defines the functional a representation ``u`` minimises:
+A :class:`Task` holds the quadrature of a ``ManifoldSpace`` (points, weights, boundary pieces and
+which boundary condition holds on each) and defines the functional a representation ``u``
+minimises. It holds no physics of its own: PDE tasks evaluate the very ``nmm.Form`` that
+``nmm.solve`` assembles, at the same points.
 
-* ``Task.fit(target, space)``: ``J(u) = ½ Σ_q w_q (u(x_q) - f(x_q))²`` on the space's quadrature
-  (the L2 projection ``nmm.fit`` computes), or ``½ Σ_i (u(x_i) - y_i)²`` at samples;
-* ``Task.poisson(problem, space)``, ``form="ritz"``: the Ritz energy of ``nmm.solve`` with the same
-  Nitsche or penalty terms (same β per boundary piece),
-  ``J(u) = Σ_q w_q (½ k|∇u|² + ½ c u² - f u) + Σ_D w k (½ β (u-g)² - ∂_n u (u-g)) - Σ_N w h u``;
-  it differs from ``½ xᵀAx - bᵀx`` of the NMM system by the constant ``½ Σ_D w k β g²`` only;
-* ``form="pinn"``: the strong-form residual ``½ Σ_q w_q (-∇·(k∇u) + c u - f)²`` plus
-  ``½ λ Σ_D w (u-g)²`` and ``½ λ Σ_N w (k ∂_n u - h)²``.
+* ``Task.fit(target, space)``: ``J(u) = ½ Σ_q w_q |u(x_q) − f(x_q)|²`` on the space's quadrature
+  (the L2 projection ``nmm.fit`` computes), or ``½ Σ_i |u(x_i) − y_i|²`` at samples;
+* ``Task.pde(form, space)`` (``Task.poisson`` is the same), ``functional="ritz"``: the form's
+  energy with the boundary energy of ``nmm.forms.boundary`` (the same Nitsche or penalty terms,
+  the same β per boundary piece), ``J(u) = Σ_q w_q W(x_q, u, ∇u) + Σ_b w_b E_Γ(u)``; its gradient
+  is the residual ``nmm.solve`` zeroes, so the NMM solution is its minimiser on the space;
+* ``functional="pinn"``: the strong residual ``r0 − ∇·r1`` of the form (r0, r1 its weak
+  residual, the divergence taken by autodiff through the representation) in least squares, plus
+  ``½ λ Σ_D w |u − g|²`` and ``½ λ Σ_N w |σ n − h|²`` on the rest of the boundary and the crack
+  faces.
 
 The functional is written once, in terms of ``u`` and its derivatives at the points
 (:meth:`Task.energy`): networks, NMM fields and the linear models of ``cover_solve`` all go
@@ -27,24 +31,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import nmm
-from nmm.problems import evaluate as _evaluate
+from nmm.forms import boundary as bc
+from nmm.forms.data import value
+from nmm.kernels import boundary_function, volume_function
 from nmm.quadrature import map_segments, map_triangles
-from nmm.solve import boundary_masks
 
-FORMS = ("ritz", "pinn")
-
-
-def _call(fn, x, params, *extra):
-    return fn(x, *extra) if params is None else fn(x, *extra, params)
-
-
-# data are evaluated jitted: op-by-op dispatch of vmapped user callables costs seconds
-evaluate = eqx.filter_jit(_evaluate)
-
-
-@eqx.filter_jit
-def _gradients(fn, points, params):
-    return jax.vmap(lambda y: jnp.asarray(_call(fn, y, params), float))(points)
+FUNCTIONALS = ("ritz", "pinn")
 
 
 def _finite(a, name: str) -> jax.Array:
@@ -54,34 +46,46 @@ def _finite(a, name: str) -> jax.Array:
     return a
 
 
+@eqx.filter_jit
+def _point_values(fn, points, params, shape):
+    return jax.vmap(lambda x: jnp.reshape(value(fn, x, params), shape))(points)
+
+
 class Task(eqx.Module):
-    """A discrete functional on fixed points (build with :meth:`fit` or :meth:`poisson`).
+    """A discrete functional on fixed points (build with :meth:`fit` or :meth:`pde`).
 
     Arrays: volume points ``points (N, dim)`` with weights ``weights (N,)`` and the element of each
-    point ``elems (N,)`` (-1 for samples); per point ``data (N, k)`` = target values (fit) or
-    ``k, c, f, ∂k/∂x`` (Poisson); boundary points ``b_points (M, dim)``, ``b_elems``,
-    ``b_normal (M, dim)`` and ``b_data (M, 6)`` = Dirichlet weight w (0 off Γ_D), β, g, Neumann weight w,
-    flux h, k; error quadrature ``e_points``, ``e_weights``, ``e_elems`` with exact values
-    ``e_exact`` and gradients ``e_grad`` (empty when no exact solution is known).
+    point ``elems (N,)`` (-1 for samples); fit targets ``target (N, n)`` (empty for PDE tasks);
+    boundary points ``b_points (M, dim)``, ``b_elems``, ``b_normal (M, dim)``, ``b_weights (M,)``,
+    ``b_pieces (M,)`` (the boundary piece of each point), the per-piece condition masks
+    ``b_dirichlet (k_d, M, n)`` / ``b_neumann (k_n, M, n)``, crack flags ``b_crack (M,)`` and the
+    penalty ``b_beta (M,)``; error quadrature ``e_points``, ``e_weights``, ``e_elems`` with exact
+    values ``e_exact (N_e, n)`` and gradients ``e_grad (N_e, n, dim)`` (empty without an exact
+    solution). ``problem`` is the ``nmm.Form`` (its data are leaves), ``params`` its parameters.
     """
 
-    kind: str = eqx.field(static=True)  # "fit" | "poisson"
-    form: str = eqx.field(static=True)  # "l2" | "ritz" | "pinn"
+    kind: str = eqx.field(static=True)  # "fit" | "pde"
+    functional: str = eqx.field(static=True)  # "l2" | "ritz" | "pinn"
     dim: int = eqx.field(static=True)
+    components: int = eqx.field(static=True)
     has_exact: bool = eqx.field(static=True)
-    has_exact_grad: bool = eqx.field(static=True)
     boundary_weight: float = eqx.field(static=True)
-    nitsche: bool = eqx.field(static=True)
     located: bool = eqx.field(static=True)  # the element of every volume point is known
     space_host: object = eqx.field(static=True)  # HostData of the space ``elems`` index (or None)
+    problem: object
+    params: object
     points: jax.Array
     weights: jax.Array
     elems: jax.Array
-    data: jax.Array
+    target: jax.Array
     b_points: jax.Array
     b_elems: jax.Array
     b_normal: jax.Array
-    b_data: jax.Array
+    b_weights: jax.Array
+    b_dirichlet: jax.Array
+    b_neumann: jax.Array
+    b_crack: jax.Array
+    b_beta: jax.Array
     e_points: jax.Array
     e_weights: jax.Array
     e_elems: jax.Array
@@ -103,9 +107,11 @@ class Task(eqx.Module):
                     "space: a callable fit target needs an nmm.ManifoldSpace for its quadrature"
                 )
             pts, w, el = _volume_rule(space)
-            values = _finite(evaluate(target, jnp.asarray(pts), params), "target values")
+            n = space.components
+            values = _point_values(target, jnp.asarray(pts), params, (n,))
+            values = _finite(values, "target values")
             exact = target if exact is None else exact
-            return cls._build("fit", "l2", space, params, pts, w, el, values[:, None], exact, exact_grad)
+            return cls._build("fit", "l2", space, None, params, pts, w, el, values, exact, exact_grad)
         if not (isinstance(target, tuple | list) and len(target) == 2):
             raise TypeError(
                 f"target must be a callable or a (points, values) pair, got {type(target).__name__}"
@@ -127,6 +133,7 @@ class Task(eqx.Module):
             "fit",
             "l2",
             space,
+            None,
             params,
             pts,
             np.ones(len(pts)),
@@ -138,10 +145,81 @@ class Task(eqx.Module):
         )
 
     @classmethod
+    def pde(
+        cls,
+        problem: nmm.Form,
+        space: nmm.ManifoldSpace,
+        *,
+        params=None,
+        functional: str = "ritz",
+        boundary_weight: float = 1.0,
+        exact=None,
+        exact_grad=None,
+    ) -> Task:
+        """The functional of the form ``problem`` on ``space``'s quadrature
+        (``functional="ritz" | "pinn"``; ``boundary_weight`` λ of the PINN boundary terms)."""
+        if not isinstance(problem, nmm.Form):
+            raise TypeError(
+                f"problem must be an nmm.Form (e.g. nmm.Poisson), got {type(problem).__name__}"
+            )
+        if not isinstance(space, nmm.ManifoldSpace):
+            raise TypeError(f"space must be an nmm.ManifoldSpace, got {type(space).__name__}")
+        if functional not in FUNCTIONALS:
+            raise ValueError(f"form must be one of {FUNCTIONALS}, got {functional!r}")
+        if functional == "ritz" and not problem.is_variational:
+            raise ValueError(
+                f"{type(problem).__name__} has no energy (it defines a residual only): use "
+                "functional='pinn'"
+            )
+        if not (np.isfinite(boundary_weight) and boundary_weight > 0):
+            raise ValueError(f"boundary_weight must be a positive number, got {boundary_weight!r}")
+        if problem.components != space.components:
+            raise ValueError(
+                f"{type(problem).__name__} has {problem.components} component(s) but the space has "
+                f"{space.components}"
+            )
+        nmm.drivers.boundary_data(space, problem)  # the same checks as nmm.solve (null modes)
+        pts, w, el = _volume_rule(space)
+        dmask, nmask = bc.masks(space, problem)
+        nq = space.b_points.shape[1]
+        beta = space.boundary_beta(problem.beta0)
+        rep = lambda a: np.repeat(np.asarray(a), nq, axis=0)  # noqa: E731
+        boundary = {
+            "b_points": np.asarray(space.b_points).reshape(-1, space.dim),
+            "b_elems": rep(space.b_elem),
+            "b_normal": rep(space.b_normal),
+            "b_weights": np.asarray(space.b_weights).reshape(-1),
+            "b_dirichlet": np.repeat(dmask, nq, axis=1),
+            "b_neumann": np.repeat(nmask, nq, axis=1),
+            "b_crack": rep(space.b_crack).astype(float),
+            "b_beta": rep(beta),
+        }
+        task = cls._build(
+            "pde",
+            functional,
+            space,
+            problem,
+            params,
+            pts,
+            w,
+            el,
+            np.zeros((0, space.components)),
+            exact,
+            exact_grad,
+            boundary=boundary,
+            boundary_weight=float(boundary_weight),
+        )
+        # the data must be finite where the functional uses them
+        vals = _data_at(task)
+        for name, v in vals.items():
+            _finite(v, name)
+        return task
+
+    @classmethod
     def poisson(
         cls,
-        problem: nmm.Poisson,
-        space: nmm.ManifoldSpace,
+        problem,
+        space,
         *,
         params=None,
         form: str = "ritz",
@@ -149,92 +227,49 @@ class Task(eqx.Module):
         exact=None,
         exact_grad=None,
     ) -> Task:
-        """The functional of ``problem`` on ``space``'s quadrature (``form="ritz" | "pinn"``;
-        ``boundary_weight`` λ of the PINN boundary terms)."""
-        if not isinstance(problem, nmm.Poisson):
-            raise TypeError(f"problem must be an nmm.Poisson, got {type(problem).__name__}")
-        if not isinstance(space, nmm.ManifoldSpace):
-            raise TypeError(f"space must be an nmm.ManifoldSpace, got {type(space).__name__}")
-        if form not in FORMS:
-            raise ValueError(f"form must be one of {FORMS}, got {form!r}")
-        if not (np.isfinite(boundary_weight) and boundary_weight > 0):
-            raise ValueError(f"boundary_weight must be a positive number, got {boundary_weight!r}")
-        pts, w, el = _volume_rule(space)
-        x = jnp.asarray(pts)
-        k, c, f = (evaluate(getattr(problem, n), x, params) for n in ("k", "c", "f"))
-        if callable(problem.k):  # ∇·(k∇u) = kΔu + ∇k·∇u in the strong form
-            dk = _gradients(jax.grad(problem.k), x, params)
-        else:
-            dk = jnp.zeros_like(x)
-        data = _finite(jnp.concatenate([jnp.stack([k, c, f], 1), dk], 1), "k, c, f at the quadrature")
-
-        dmask, nmask = boundary_masks(space, problem)
-        nq = space.b_points.shape[1]
-        bp = space.b_points.reshape(-1, space.dim)
-        bw = space.b_weights.reshape(-1)
-        normal = jnp.repeat(space.b_normal, nq, axis=0)
-        kb = evaluate(problem.k, bp, params)
-        wdeg = 2 if space.kind == "quad" else 1
-        beta = jnp.repeat(problem.beta0 * (space.degree + wdeg) ** 2 / space.elem_h[space.b_elem], nq)
-        g = evaluate(problem.dirichlet, bp, params)
-        outer_flux = evaluate(problem.neumann, bp, params, normal)
-        crack_flux = evaluate(problem.crack_neumann, bp, params, normal)
-        crack = jnp.repeat(space.b_crack.astype(float), nq)
-        wn = bw * jnp.repeat(jnp.asarray(nmask), nq)
-        flux = jnp.where(crack > 0, crack_flux, outer_flux)
-        wflux = jnp.where(crack > 0, bw, wn)  # crack faces: given flux (zero by default)
-        wd = bw * jnp.repeat(jnp.asarray(dmask), nq)  # all zero without Dirichlet data
-        b_data = _finite(
-            jnp.stack([wd, beta, g, wflux, flux, kb], 1), "boundary data (dirichlet, neumann, k)"
-        )
-        boundary = (bp, jnp.repeat(space.b_elem, nq), normal, b_data)
-        return cls._build(
-            "poisson",
-            form,
+        """:meth:`pde` under the name of the first form (``form`` = the functional)."""
+        return cls.pde(
+            problem,
             space,
-            params,
-            pts,
-            w,
-            el,
-            data,
-            exact,
-            exact_grad,
-            boundary=boundary,
-            boundary_weight=float(boundary_weight),
-            nitsche=problem.bc == "nitsche",
+            params=params,
+            functional=form,
+            boundary_weight=boundary_weight,
+            exact=exact,
+            exact_grad=exact_grad,
         )
 
     @classmethod
     def of(cls, objective, space: nmm.ManifoldSpace | None = None, **kwargs) -> Task:
-        """A task from what ``nmm`` solves: a Task (returned as is), an ``nmm.Poisson`` problem
-        (:meth:`poisson`), a callable or ``(points, values)`` fit target (:meth:`fit`)."""
+        """A task from what ``nmm`` solves: a Task (returned as is), an ``nmm.Form``
+        (:meth:`pde`), a callable or ``(points, values)`` fit target (:meth:`fit`)."""
         if isinstance(objective, Task):
             if space is not None or kwargs:
-                raise ValueError("space and task options go to Task.fit / Task.poisson, not to a Task")
+                raise ValueError("space and task options go to Task.fit / Task.pde, not to a Task")
             return objective
-        if isinstance(objective, nmm.Poisson):
-            return cls.poisson(objective, space, **kwargs)
+        if isinstance(objective, nmm.Form):
+            return cls.pde(objective, space, **kwargs)
         return cls.fit(objective, space, **kwargs)
 
     @classmethod
     def _build(
         cls,
         kind,
-        form,
+        functional,
         space,
+        problem,
         params,
         pts,
         w,
         el,
-        data,
+        target,
         exact,
         exact_grad,
         dim=None,
         boundary=None,
         boundary_weight=1.0,
-        nitsche=True,
     ):
         dim = space.dim if space is not None else dim
+        n = space.components if space is not None else 1
         if exact is not None and not callable(exact):
             raise TypeError(f"exact must be a callable of x, got {type(exact).__name__}")
         if space is not None:
@@ -243,83 +278,120 @@ class Task(eqx.Module):
             ep, ew, ee = pts, w, el
         ep = jnp.asarray(ep)
         if exact is not None:
-            ex = _finite(evaluate(exact, ep, params), "exact solution values")
-            grad_fn = exact_grad if exact_grad is not None else jax.grad(exact)
-            eg = _gradients(grad_fn, ep, params).reshape(-1, dim)
+            ex = _finite(_point_values(exact, ep, params, (n,)), "exact solution values")
+            if exact_grad is not None:
+                eg = _point_values(exact_grad, ep, params, (n, dim))
+            else:
+                eg = _point_values(
+                    lambda x, *p: jax.jacfwd(lambda y: jnp.reshape(value(exact, y, *p), (n,)))(x),
+                    ep,
+                    params,
+                    (n, dim),
+                )
         else:
-            ex, eg = jnp.zeros((0,)), jnp.zeros((0, dim))
-        empty = jnp.zeros((0, dim))
+            ex, eg = jnp.zeros((0, n)), jnp.zeros((0, n, dim))
         if boundary is None:
-            boundary = (empty, jnp.zeros((0,), int), empty, jnp.zeros((0, 6)))
+            empty = np.zeros((0, dim))
+            boundary = {
+                "b_points": empty,
+                "b_elems": np.zeros((0,), int),
+                "b_normal": empty,
+                "b_weights": np.zeros((0,)),
+                "b_dirichlet": np.zeros((0, 0, n)),
+                "b_neumann": np.zeros((0, 0, n)),
+                "b_crack": np.zeros((0,)),
+                "b_beta": np.zeros((0,)),
+            }
         return cls(
             kind=kind,
-            form=form,
+            functional=functional,
             dim=int(dim),
+            components=int(n),
             has_exact=exact is not None,
-            has_exact_grad=exact is not None and (exact_grad is not None or callable(exact)),
             boundary_weight=boundary_weight,
             located=bool(np.all(np.asarray(el) >= 0)),
             space_host=space.host if space is not None else None,
-            nitsche=bool(nitsche),
+            problem=problem,
+            params=params,
             points=jnp.asarray(pts, float),
             weights=jnp.asarray(w, float),
             elems=jnp.asarray(el),
-            data=jnp.asarray(data, float),
-            b_points=boundary[0],
-            b_elems=boundary[1],
-            b_normal=boundary[2],
-            b_data=boundary[3],
+            target=jnp.asarray(target, float),
             e_points=ep,
             e_weights=jnp.asarray(ew, float),
             e_elems=jnp.asarray(ee),
             e_exact=ex,
             e_grad=eg,
+            **{k: jnp.asarray(v) for k, v in boundary.items()},
         )
 
     def __init__(self, **fields):
-        for name, value in fields.items():
-            setattr(self, name, value)
+        for name, v in fields.items():
+            setattr(self, name, v)
 
     # ------------------------------------------------------------------ evaluation
 
     @property
+    def form(self) -> str:
+        """The functional's name (``"l2"``, ``"ritz"``, ``"pinn"``)."""
+        return self.functional
+
+    @property
     def needs(self) -> tuple[bool, bool]:
-        """(gradients, Laplacians) of u that the functional needs."""
-        return self.kind == "poisson", self.form == "pinn"
+        """(gradients, Hessians) of u that the functional needs."""
+        return self.kind == "pde", self.functional == "pinn"
 
     def evaluate(self, fn: Callable):
         """Values of ``fn: R^dim -> R^m`` (and the derivatives the functional needs) at the volume
-        and boundary points: a dict of arrays with the point axis first and ``m`` last."""
-        grad, lap = self.needs
+        and boundary points: a dict of arrays with the point axis first and ``m`` second."""
+        grad, hess = self.needs
         return {
-            "volume": _derivatives(fn, self.points, grad, lap),
+            "volume": _derivatives(fn, self.points, grad, hess),
             "boundary": _derivatives(fn, self.b_points, True, False) if grad else None,
         }
 
     def energy(self, vals) -> jax.Array:
-        """The functional from scalar point values (``evaluate`` contracted to one output)."""
-        v = vals["volume"]
+        """The functional from point values: ``u (N,)``, ``du (N, dim)``, ``hess (N, dim, dim)``
+        for scalar tasks (``evaluate`` contracted to one output), ``(N, n, ...)`` for vector ones."""
+        v = _with_components(vals["volume"], self.components)
         w = self.weights
         if self.kind == "fit":
-            return 0.5 * jnp.sum(w * (v["u"] - self.data[:, 0]) ** 2)
-        k, c, f, dk = self.data[:, 0], self.data[:, 1], self.data[:, 2], self.data[:, 3:]
-        b = vals["boundary"]
-        wd, beta, g, wn, h, kb = (self.b_data[:, i] for i in range(6))
-        dn = jnp.sum(b["du"] * self.b_normal, -1)
-        if self.form == "ritz":
-            vol = jnp.sum(w * (0.5 * k * jnp.sum(v["du"] ** 2, -1) + 0.5 * c * v["u"] ** 2 - f * v["u"]))
-            consistency = dn * (b["u"] - g) if self.nitsche else 0.0  # the penalty method has none
-            dirichlet = jnp.sum(wd * kb * (0.5 * beta * (b["u"] - g) ** 2 - consistency))
-            return vol + dirichlet - jnp.sum(wn * h * b["u"])
+            return 0.5 * jnp.sum(w * jnp.sum((v["u"] - self.target) ** 2, -1))
+        b = _with_components(vals["boundary"], self.components)
+        n, dim = self.components, self.dim
+        form, params = self.problem, self.params
+        data = _data_at(self)
+        g, m, h, bs = data["g"], data["m"], data["h"], data["beta_s"]
+        vol = volume_function(form, params, n, dim)
+        if self.functional == "ritz":
+            scalar = n == 1
+
+            def density(x, u, du):
+                return form.energy(x, u[0], du[0], params) if scalar else form.energy(x, u, du, params)
+
+            W = jax.vmap(density)(self.points, v["u"], v["du"])
+
+            def edge(x, nrm, u, du, g_, m_, h_, bs_):
+                z = jnp.concatenate([u[:, None], du], axis=1)
+                flux = lambda zz: vol(x, zz[:, 0], zz[:, 1:])[1]  # noqa: E731
+                return bc.energy(flux, z, nrm, g_, m_, h_, bs_, self.problem.bc == "nitsche")
+
+            E = jax.vmap(edge)(self.b_points, self.b_normal, b["u"], b["du"], g, m, h, bs)
+            return jnp.sum(w * W) + jnp.sum(self.b_weights * E)
+        # PINN: strong residual r0 − ∇·r1 with the divergence through the representation
+        res = jax.vmap(lambda x, u, du, hs: _strong(vol, x, u, du, hs))(
+            self.points, v["u"], v["du"], v["hess"]
+        )
+        sig = jax.vmap(lambda x, u, du: vol(x, u, du)[1])(self.b_points, b["u"], b["du"])
+        flux_n = jnp.einsum("mcd,md->mc", sig, self.b_normal)
+        dirichlet = jnp.sum(self.b_weights[:, None] * m * (b["u"] - g) ** 2)
+        neumann = jnp.sum(self.b_weights[:, None] * (1 - m) * (flux_n - h) ** 2)
         lam = self.boundary_weight
-        residual = -(k * v["lap"] + jnp.sum(dk * v["du"], -1)) + c * v["u"] - f
-        dirichlet = jnp.sum(wd * (b["u"] - g) ** 2)
-        neumann = jnp.sum(wn * (kb * dn - h) ** 2)
-        return 0.5 * jnp.sum(w * residual**2) + 0.5 * lam * (dirichlet + neumann)
+        return 0.5 * jnp.sum(w * jnp.sum(res**2, -1)) + 0.5 * lam * (dirichlet + neumann)
 
     def loss(self, u: Callable) -> jax.Array:
-        """The functional at a scalar function ``u(x)`` of one point (a network, a lambda) or at
-        an :class:`nmm.Field`. Traceable (``train`` differentiates it); eagerly it runs jitted."""
+        """The functional at a function ``u(x)`` of one point (a network, a lambda) or at an
+        :class:`nmm.Field`. Traceable (``train`` differentiates it); eagerly it runs jitted."""
         if isinstance(u, nmm.Field) and u.space.host is self.space_host:
             return self.field_loss(u)
         return _loss(self, u)  # any callable; a field of another space locates the points
@@ -329,8 +401,8 @@ class Task(eqx.Module):
         each point; use ``loss`` for a field of another space)."""
         if field.space.host is not self.space_host:
             raise ValueError("field_loss: the field lives on another space than the task's; use loss()")
-        grad, lap = self.needs
-        if lap:
+        grad, hess = self.needs
+        if hess:
             raise ValueError(
                 "field_loss: the PINN form needs second derivatives, which an NMM field "
                 "of hat weights does not have"
@@ -353,40 +425,71 @@ class Task(eqx.Module):
         return {k: float(v) for k, v in _errors(self, u).items()}
 
 
+def _strong(vol, x, u, du, hess):
+    """r0 − ∇·r1 at one point: d/dx_d of r1(x, u(x), ∇u(x)) by a JVP along each direction."""
+    dim = x.shape[0]
+
+    def along(d):
+        tangent = (jnp.eye(dim, dtype=x.dtype)[d], du[:, d], hess[:, :, d])
+        return jax.jvp(lambda a, b, c: vol(a, b, c)[1], (x, u, du), tangent)[1][:, d]
+
+    div = jnp.sum(jax.vmap(along)(jnp.arange(dim)), axis=0)
+    return vol(x, u, du)[0] - div
+
+
+@eqx.filter_jit
+def _data_at(task: Task):
+    """Boundary data of the task's form at its boundary points: Dirichlet value and weight,
+    Neumann / crack flux and the penalty β s (the same evaluation as ``nmm.solve``)."""
+    form = task.problem
+    fn = boundary_function(form, task.params, task.components, task.dim)
+    gs, hs, hc, s = jax.vmap(fn)(task.b_points, task.b_normal)
+    g = jnp.einsum("imc,mic->mc", task.b_dirichlet, gs)
+    m = jnp.sum(task.b_dirichlet, axis=0)
+    h = jnp.einsum("imc,mic->mc", task.b_neumann, hs) + task.b_crack[:, None] * hc
+    return {"g": g, "m": m, "h": h, "beta_s": task.b_beta * s}
+
+
 @eqx.filter_jit
 def _loss(task: Task, u):
-    vals = task.evaluate(lambda x: jnp.reshape(u(x), (1,)))
-    return task.energy(_contract(vals, jnp.ones((1,))))
+    n = task.components
+    vals = task.evaluate(lambda x: jnp.reshape(u(x), (n,)))
+    if n == 1:
+        vals = _contract(vals, jnp.ones((1,)))
+    return task.energy(vals)
 
 
 @eqx.filter_jit
 def _errors(task: Task, fn):
-    d = _derivatives(lambda x: jnp.reshape(fn(x), (1,)), task.e_points, True, False)
-    return _relative(task, d["u"][:, 0], d["du"][:, 0])
+    n = task.components
+    d = _derivatives(lambda x: jnp.reshape(fn(x), (n,)), task.e_points, True, False)
+    return _relative(task, d["u"], d["du"])
 
 
 @eqx.filter_jit
 def _field_errors(task: Task, field):
-    return _relative(task, *field.in_elements(task.e_elems, task.e_points))
+    u, du = field.in_elements(task.e_elems, task.e_points)
+    return _relative(task, u.reshape(len(u), -1), du.reshape(len(u), -1, task.dim))
 
 
 def _relative(task: Task, u, du):
-    w = task.e_weights
+    w = task.e_weights[:, None]
     l2 = jnp.sqrt(jnp.sum(w * (u - task.e_exact) ** 2) / jnp.sum(w * task.e_exact**2))
     h1 = jnp.sqrt(
-        jnp.sum(w * jnp.sum((du - task.e_grad) ** 2, -1)) / jnp.sum(w * jnp.sum(task.e_grad**2, -1))
+        jnp.sum(w[..., None] * (du - task.e_grad) ** 2) / jnp.sum(w[..., None] * task.e_grad**2)
     )
-    mx = jnp.max(jnp.abs(u - task.e_exact)) / jnp.max(jnp.abs(task.e_exact))
+    norm = lambda a: jnp.sqrt(jnp.sum(a**2, -1))  # noqa: E731
+    mx = jnp.max(norm(u - task.e_exact)) / jnp.max(norm(task.e_exact))
     return {"L2": l2, "H1": h1, "max": mx}
 
 
-def _derivatives(fn, points, grad: bool, lap: bool):
+def _derivatives(fn, points, grad: bool, hess: bool):
     def one(x):
         out = {"u": fn(x)}
         if grad:
             out["du"] = jax.jacfwd(fn)(x)  # (m, dim)
-        if lap:
-            out["lap"] = jnp.trace(jax.hessian(fn)(x), axis1=-2, axis2=-1)
+        if hess:
+            out["hess"] = jax.hessian(fn)(x)  # (m, dim, dim)
         return out
 
     return jax.vmap(one)(points)
@@ -399,6 +502,15 @@ def _contract(vals, theta):
         return jnp.tensordot(a, theta, axes=([1], [0])) if a.ndim > 1 else a
 
     return jax.tree_util.tree_map(con, vals)
+
+
+def _with_components(vals, n: int):
+    """Point values with an explicit component axis: ``u (N, n)``, ``du (N, n, dim)``, ..."""
+    if vals is None:
+        return None
+    if n != 1:
+        return vals
+    return {k: a[:, None] for k, a in vals.items()}
 
 
 @eqx.filter_jit

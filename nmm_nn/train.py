@@ -90,8 +90,10 @@ def make_optimizer(optimizer, learning_rate):
     )
 
 
-def _chunk_fn(static, opt, line_search: bool, length: int):
-    def run(params, state, task):
+def _chunk_fn(static, task_static, opt, line_search: bool, length: int):
+    def run(params, state, task_arrays):
+        task = eqx.combine(task_arrays, task_static)  # the form's callables are static
+
         def loss_fn(p):
             return task.loss(eqx.combine(p, static))
 
@@ -131,9 +133,9 @@ def train(
         net: the :class:`MLP` (scalar output, input size = the task's dimension), or an
             :class:`nmm.Field` whose cover-function coefficients are trained (the NMM space
             with the network's optimiser: it separates the optimiser from the representation).
-        task: a :class:`Task` (``Task.fit`` or ``Task.poisson``), or what ``nmm`` solves: an
-            ``nmm.Poisson`` problem or a fit target (callable or ``(points, values)``), made into
-            a task on ``space``'s quadrature with ``Task.of`` (Ritz form; exact = the target).
+        task: a :class:`Task` (``Task.fit`` or ``Task.pde``), or what ``nmm`` solves: an
+            ``nmm.Form`` (``nmm.Poisson``, ...) or a fit target (callable or ``(points, values)``),
+            made into a task on ``space``'s quadrature with ``Task.of`` (Ritz form; exact = the target).
         space: the :class:`nmm.ManifoldSpace` whose quadrature defines the functional (only when
             ``task`` is not a Task).
         steps: total number of optimiser steps (a resumed run counts the steps already done).
@@ -174,6 +176,7 @@ def train(
             f"steps={steps} is fewer than the {history.steps} steps already in the checkpoint"
         )
 
+    task_arrays, task_static = eqx.partition(task, eqx.is_array)
     compiled: dict[int, object] = {}
     run_time = history.wall[-1] if history.wall else 0.0
     bar = tqdm(total=steps, initial=history.steps, disable=not progress, desc="train", unit="step")
@@ -182,10 +185,11 @@ def train(
         n = min(chunk, steps - done)
         if n not in compiled:
             t0 = time.perf_counter()
-            compiled[n] = _chunk_fn(static, opt, line_search, n).lower(params, state, task).compile()
+            fn = _chunk_fn(static, task_static, opt, line_search, n)
+            compiled[n] = fn.lower(params, state, task_arrays).compile()
             history.compile_time += time.perf_counter() - t0
         t0 = time.perf_counter()
-        params, state, chunk_losses = compiled[n](params, state, task)
+        params, state, chunk_losses = compiled[n](params, state, task_arrays)
         chunk_losses = np.asarray(jax.block_until_ready(chunk_losses))
         run_time += time.perf_counter() - t0
         if not np.all(np.isfinite(chunk_losses)):

@@ -1,0 +1,274 @@
+"""The public seams: ``solve`` (any form, linear or not), ``fit`` (L2 projection / least squares)
+and ``assemble`` (the discrete system of a form).
+
+Thin host-side wrappers check input before tracing, then call one jitted function per problem
+shape. Data flow through the form's leaves and ``params``: new data of the same shapes reuse the
+compiled code.
+
+Differentiation is implicit: the solution x* of R(x*, θ) = 0 has the adjoint
+θ̄ = −(∂R/∂θ)ᵀ λ with Kᵀλ = x̄, one transpose solve with the factorisation the forward solve
+already holds (refined against the Jacobian at x* after Newton), and one vector-Jacobian product
+of the pointwise residual. Linear and nonlinear forms take the same path; nothing is unrolled.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .assembly import BoundaryData, Quadrature, basis_at, contract_vector, scatter_vector
+from .assembly import assemble as _assemble
+from .field import Field, SolveInfo
+from .forms import boundary as bc
+from .forms.base import Form
+from .forms.fit import L2Fit
+from .kernels import bind
+from .linalg.results import RESULTS, worst
+from .linalg.solve import as_solver, linear_solve, raise_if_failed
+from .locate import find
+from .nonlinear import Newton, newton
+from .space import ManifoldSpace
+
+
+def _check_space(space) -> None:
+    if not isinstance(space, ManifoldSpace):
+        raise TypeError(f"space must be an nmm.ManifoldSpace, got {type(space).__name__}")
+
+
+def _check_form(space: ManifoldSpace, form) -> None:
+    if not isinstance(form, Form):
+        raise TypeError(f"problem must be an nmm.Poisson or another nmm.Form, got {type(form).__name__}")
+    if form.components != space.components:
+        raise ValueError(
+            f"{type(form).__name__} has {form.components} component(s) but the space has "
+            f"{space.components}: build the space with nmm.ManifoldSpace(..., "
+            f"components={form.components})"
+        )
+
+
+def boundary_data(space: ManifoldSpace, form: Form) -> BoundaryData:
+    """Where the form's boundary conditions hold (host side), checked against its null modes."""
+    dmask, nmask = bc.masks(space, form)
+    bc.check_null_modes(space, form, dmask)
+    return BoundaryData(jnp.asarray(dmask), jnp.asarray(nmask))
+
+
+# ------------------------------------------------------------------------------ the core
+
+
+def _codes(R0, K, ok):
+    return worst(
+        jnp.where(jnp.all(jnp.isfinite(K.data)), 0, RESULTS.nonfinite_matrix),
+        jnp.where(jnp.all(jnp.isfinite(R0)), 0, RESULTS.nonfinite_rhs),
+        jnp.where(ok, 0, RESULTS.not_elliptic),
+    )
+
+
+def _forward(kern, space, bd, quad, solver, opts, x0):
+    if kern.linear:
+        R0, K, ok = _assemble(space, kern, bd, None, quad)
+        state = solver.init(K)
+        x, code, res, its = solver.solve(state, -R0)
+        info = SolveInfo(
+            worst(_codes(R0, K, ok), code),
+            res,
+            its,
+            state.condition,
+            jnp.asarray(0, jnp.int32),
+            jnp.zeros((0,), R0.dtype),
+        )
+        return x, info, state
+
+    def residual(x):
+        return _assemble(space, kern, bd, x, quad, matrix=False)
+
+    def tangent(x):
+        return _assemble(space, kern, bd, x, quad)
+
+    x0 = jnp.zeros((space.n_dofs,)) if x0 is None else x0
+    x, state, out = newton(residual, tangent, x0, solver, opts)
+    info = SolveInfo(
+        out["result"], out["residual"], out["iterations"], state.condition, out["steps"], out["history"]
+    )
+    return x, info, state
+
+
+@eqx.filter_custom_vjp
+def _implicit(kern, space, bd, quad, solver, opts, x0):
+    x, info, _ = _forward(kern, space, bd, quad, solver, opts, x0)
+    return x, info
+
+
+@_implicit.def_fwd
+def _implicit_fwd(perturbed, kern, space, bd, quad, solver, opts, x0):
+    x, info, state = _forward(kern, space, bd, quad, solver, opts, x0)
+    return (x, info), (x, state)
+
+
+@_implicit.def_bwd
+def _implicit_bwd(res, grad_obj, perturbed, kern, space, bd, quad, solver, opts, x0):
+    x, state = res
+    gx = grad_obj[0]
+    if gx is None:
+        return jax.tree_util.tree_map(lambda _: None, kern)
+    if kern.linear:
+        lam, *_ = solver.transpose_solve(state, gx)
+    else:  # the last factorisation, refined against the Jacobian at the solution
+        _, K, _ = _assemble(space, kern, bd, x, quad)
+        lam, *_ = solver.transpose_solve(state, gx, K)
+
+    def residual(k):
+        return _assemble(space, k, bd, jax.lax.stop_gradient(x), quad, matrix=False)
+
+    _, vjp = eqx.filter_vjp(residual, kern)
+    (gk,) = vjp(-lam)
+    return gk
+
+
+@eqx.filter_jit
+def _solve(space, form, params, bd, quad, solver, opts, x0, throw):
+    kern = bind(form, params, space.components, space.dim, space.q_points.dtype)
+    x, info = _implicit(kern, space, bd, quad, solver, opts, x0)
+    if throw:
+        x = raise_if_failed(x, info.result)
+    return x, info
+
+
+# ------------------------------------------------------------------------------ drivers
+
+
+def solve(
+    space: ManifoldSpace,
+    problem: Form,
+    params=None,
+    solver=None,
+    *,
+    newton: Newton | None = None,
+    x0=None,
+    throw: bool = True,
+) -> Field:
+    """Solve a forward problem (any :class:`nmm.Form`: Poisson, Elasticity, your own) on ``space``.
+
+    Linear forms are one linear solve; nonlinear forms are solved by Newton (detected from the
+    form, see :mod:`nmm.kernels`). Differentiable with respect to every array the form holds and
+    to ``params`` (implicit adjoint), batchable with ``vmap``.
+
+    Args:
+        space: the :class:`ManifoldSpace` (``components`` must match the form's).
+        problem: the form with its boundary data.
+        params: optional pytree passed to every plain data callable as ``fn(x, params)``.
+        solver: ``"direct"`` (default, SuperLU), ``"cg"``, a :class:`SolverOptions` or a solver
+            object (``nmm.linalg.SuperLU()``, ``CG()``, ``BiCGStab()``, ``DenseLU()``).
+        newton: :class:`nmm.Newton` options for nonlinear forms.
+        x0: initial guess ``(n_dofs,)`` for Newton (default zero).
+        throw: raise on failure (default); with ``False`` the result code is in
+            ``u.info.result`` (per batch member under ``vmap``).
+
+    Returns:
+        The solution :class:`Field`; ``u.info`` holds the result code, the residual, refinement
+        steps, the condition estimate and the Newton history.
+    """
+    _check_space(space)
+    _check_form(space, problem)
+    solver = as_solver(solver)
+    opts = Newton() if newton is None else newton
+    if not isinstance(opts, Newton):
+        raise TypeError(f"newton must be an nmm.Newton, got {type(newton).__name__}")
+    if x0 is not None:
+        x0 = jnp.asarray(x0, dtype=float)
+        if x0.shape != (space.n_dofs,):
+            raise ValueError(f"x0 must have shape ({space.n_dofs},), got {x0.shape}")
+    bd = boundary_data(space, problem)
+    x, info = _solve(space, problem, params, bd, None, solver, opts, x0, bool(throw))
+    return Field(space, x, info)
+
+
+def assemble(space: ManifoldSpace, problem: Form, params=None, state=None):
+    """The discrete system of ``problem``: ``(K, R)`` with the tangent ``K`` (a
+    :class:`nmm.linalg.BlockCSR`) and the residual ``R`` at ``state`` (coefficients; default zero,
+    where a linear problem reads K x = −R)."""
+    _check_space(space)
+    _check_form(space, problem)
+    bd = boundary_data(space, problem)
+    if state is not None:
+        state = jnp.asarray(state, dtype=float)
+        if state.shape != (space.n_dofs,):
+            raise ValueError(f"state must have shape ({space.n_dofs},), got {state.shape}")
+    return _assemble_jit(space, problem, params, bd, state)
+
+
+@eqx.filter_jit
+def _assemble_jit(space, form, params, bd, state):
+    kern = bind(form, params, space.components, space.dim, space.q_points.dtype)
+    R, K, _ = _assemble(space, kern, bd, state)
+    return K, R
+
+
+def fit(space: ManifoldSpace, target, params=None, solver=None, *, throw: bool = True) -> Field:
+    """Best approximation of ``target`` in ``space``.
+
+    Args:
+        space: the :class:`ManifoldSpace`.
+        target: data of one point (a callable ``f(x)`` / ``f(x, params)``, a field, a module;
+            ``(components,)``-valued for vector spaces): the L2 projection on the space's
+            quadrature; or a pair ``(points (m, dim), values (m,) / (m, n))``: least squares at
+            the samples (rank-deficient when samples are too few; the solve then picks one
+            minimiser).
+        params: optional pytree passed to a callable target.
+        solver: as in :func:`solve`.
+    """
+    _check_space(space)
+    solver = as_solver(solver)
+    if callable(target):
+        form = L2Fit(target, components=space.components)
+        bd = boundary_data(space, form)
+        x, info = _solve(space, form, params, bd, None, solver, Newton(), None, bool(throw))
+        return Field(space, x, info)
+    if not (isinstance(target, tuple | list) and len(target) == 2):
+        raise TypeError(
+            f"target must be a callable or a (points, values) pair, got {type(target).__name__}"
+        )
+    points = jnp.asarray(target[0], dtype=float)
+    values = jnp.asarray(target[1], dtype=float)
+    if space.dim == 1 and points.ndim == 1:
+        points = points[:, None]
+    if points.ndim != 2 or points.shape[1] != space.dim:
+        raise ValueError(f"points must have shape (m, {space.dim}), got {points.shape}")
+    vshape = (points.shape[0],) if space.components == 1 else (points.shape[0], space.components)
+    if values.shape != vshape:
+        raise ValueError(f"values must have shape {vshape} to match points, got {values.shape}")
+    if not isinstance(points, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(points))):
+        raise ValueError("points contains non-finite values")
+    if not isinstance(values, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(values))):
+        raise ValueError("values contains non-finite values")
+    form = L2Fit(0.0, components=space.components)
+    x, info = _fit_samples(space, form, points, values, solver, bool(throw))
+    return Field(space, x, info)
+
+
+@eqx.filter_jit
+def _fit_samples(space, form, points, values, solver, throw):
+    elems = jax.vmap(lambda p: find(space.locator, space.elem_cell_data, p))(points)
+    elems = eqx.error_if(elems, jnp.any(elems < 0), "points: some sample points lie outside the domain")
+    quad = Quadrature(elems, points[:, None, :], jnp.ones((points.shape[0], 1), points.dtype))
+    kern = bind(form, None, space.components, space.dim, points.dtype)
+    bd = BoundaryData(jnp.zeros((0, 0, space.components)), jnp.zeros((0, 0, space.components)))
+    _, K, _ = _assemble(space, kern, bd, None, quad, boundary=False)
+    # the right-hand side Σ_i φ(x_i) y_i (K depends on the points only)
+    phi, dphi = basis_at(space, elems, quad.points)
+    y = values.reshape(points.shape[0], 1, space.components)
+    r1 = jnp.zeros((*y.shape, space.dim), y.dtype)
+    b = scatter_vector(space, elems, contract_vector(quad.weights, phi, dphi, y, r1))
+    code = jnp.where(jnp.all(jnp.isfinite(b)), 0, RESULTS.nonfinite_rhs)
+    sol = linear_solve(K, b, solver, throw=False)
+    code = worst(code, sol.result)
+    if throw:
+        x = raise_if_failed(sol.value, code)
+    else:
+        x = sol.value
+    zero = jnp.asarray(0, jnp.int32)
+    return x, SolveInfo(code, sol.residual, sol.iterations, sol.condition, zero, jnp.zeros((0,)))
+
+
+__all__ = ["solve", "fit", "assemble", "boundary_data"]

@@ -1,0 +1,73 @@
+"""Poisson / diffusion–reaction: -∇·(k ∇u) + c u = f, as one energy density."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from .base import Form
+from .data import check, is_concrete_number, value
+
+
+class Poisson(Form):
+    """-∇·(k ∇u) + c u = f in Ω, u = g on Γ_D (weakly), k ∂u/∂n = h on Γ_N.
+
+    W(x, u, ∇u) = ½ ∇u·k∇u + ½ c u² − f u.
+
+    Attributes:
+        k: conductivity > 0: a number, a ``(dim, dim)`` symmetric positive definite array
+            (anisotropic), a callable ``k(x)`` / ``k(x, params)`` (scalar or ``(dim, dim)``), an
+            ``nmm.Field`` or an equinox module (an MLP).
+        c: reaction >= 0 (same kinds, scalar).
+        f: source (same kinds, scalar).
+        dirichlet, dirichlet_on, neumann, crack_neumann, bc, penalty: see :class:`Form`.
+            ``neumann=h(x, n)`` is the outward flux k ∂u/∂n on the boundary that is not
+            Dirichlet; crack faces are free (zero flux) unless ``crack_neumann`` is given, so u
+            may jump across a crack. Penalty β0 (p + w)² k / h with β0 = 100 for Nitsche, 1e8 for
+            the penalty method.
+    """
+
+    k: Any = 1.0
+    c: Any = 0.0
+    f: Any = 0.0
+
+    def __check_init__(self):
+        for name in ("k", "c", "f"):
+            check(getattr(self, name), name, allow_none=False)
+        if self.neumann is not None and not callable(self.neumann) and np.ndim(self.neumann) == 0:
+            raise TypeError(f"neumann must be a callable h(x, n), got {type(self.neumann).__name__}")
+        if is_concrete_number(self.k) and self.k <= 0:
+            raise ValueError(f"k must be positive, got {self.k!r}")
+        if is_concrete_number(self.c) and self.c < 0:
+            raise ValueError(f"c must be non-negative, got {self.c!r}")
+        if isinstance(self.k, np.ndarray | list | tuple) and np.ndim(self.k) == 2:
+            k = np.asarray(self.k, dtype=float)
+            if k.shape[0] != k.shape[1] or not np.allclose(k, k.T):
+                raise ValueError(f"k as an array must be a symmetric (dim, dim) matrix, got {k!r}")
+            if np.any(np.linalg.eigvalsh(k) <= 0):
+                raise ValueError(f"k as a matrix must be positive definite, got {k!r}")
+
+    def energy(self, x, u, du, params):
+        k = value(self.k, x, params)
+        c = value(self.c, x, params)
+        f = value(self.f, x, params)
+        flux = k * du if k.ndim == 0 else k @ du
+        return 0.5 * du @ flux + 0.5 * c * u * u - f * u
+
+    def admissible(self, x, params):
+        k = value(self.k, x, params)
+        if k.ndim == 2:  # the diagonal is checked by the engine; a matrix also needs det > 0
+            return jnp.linalg.det(0.5 * (k + k.T)) > 0
+        return jnp.asarray(True)
+
+    def null_modes(self, dim: int):
+        if not (is_concrete_number(self.c) and self.c == 0):
+            return None
+        return (
+            [lambda p: np.ones((len(p), 1))],
+            "and c = 0 (no Dirichlet data, or dirichlet_on selects no boundary piece): the "
+            "solution is only defined up to a constant; give dirichlet=... on some part of the "
+            "boundary, or c > 0",
+        )

@@ -1,0 +1,170 @@
+"""A form bound to its data, as point kernels the engine can vmap, differentiate and inspect.
+
+``bind`` turns a form (and ``params``) into three pure functions of one point — the volume
+residual ``(x, u, du) -> (r0, r1)``, the boundary data ``(x, n) -> (g, h, h_crack, s)`` and the
+admissibility test ``x -> bool`` — and closure-converts them: every array they use (coefficients,
+fields, network weights, even tracers a user's lambda closes over) becomes a pytree leaf of the
+kernels. That is what makes data of any kind differentiable through the implicit solve rule.
+
+It also reads the volume tangent's jaxpr once (trace time) to learn whether the form is linear
+and which tangent blocks are structurally zero (:mod:`nmm.forms.analysis`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .forms.analysis import analyse
+from .forms.base import Form
+from .forms.boundary import dirichlet_conditions, neumann_conditions
+from .forms.data import value
+
+BLOCKS = ("uu", "ug", "gu", "gg")  # ∂r0/∂u, ∂r0/∂∇u, ∂r1/∂u, ∂r1/∂∇u
+
+
+class Kernels(eqx.Module):
+    """Closure-converted point kernels of a bound form (arrays are leaves)."""
+
+    volume: Callable
+    boundary: Callable
+    admissible: Callable
+    n: int = eqx.field(static=True)
+    dim: int = eqx.field(static=True)
+    linear: bool = eqx.field(static=True)
+    symmetric: bool = eqx.field(static=True)
+    elliptic: bool = eqx.field(static=True)
+    nitsche: bool = eqx.field(static=True)
+    beta0: float = eqx.field(static=True)
+    blocks: tuple = eqx.field(static=True)  # names of the tangent blocks that are not zero
+    n_dirichlet: int = eqx.field(static=True)
+    n_neumann: int = eqx.field(static=True)
+    crack_flux: bool = eqx.field(static=True)
+
+    @property
+    def has_boundary_terms(self) -> bool:
+        return self.n_dirichlet > 0 or self.n_neumann > 0 or self.crack_flux
+
+    def tangent(self, x, u, du):
+        """Residual ``(r0 (n,), r1 (n, dim))`` and the non-zero tangent blocks at one point."""
+        r0 = lambda a, b: self.volume(x, a, b)[0]  # noqa: E731
+        r1 = lambda a, b: self.volume(x, a, b)[1]  # noqa: E731
+        fns = {"uu": (r0, 0), "ug": (r0, 1), "gu": (r1, 0), "gg": (r1, 1)}
+        out = {name: jax.jacfwd(fns[name][0], fns[name][1])(u, du) for name in self.blocks}
+        return self.volume(x, u, du), out
+
+    def flux(self, x, z):
+        """σ ``(n, dim)`` from the stacked state ``z (n, 1 + dim)``."""
+        return self.volume(x, z[:, 0], z[:, 1:])[1]
+
+
+def volume_function(form: Form, params, n: int, dim: int):
+    """``(x, u (n,), du (n, dim)) -> (r0 (n,), r1 (n, dim))``: the form's residual at one point
+    with shapes checked (a wrong shape is a clear error at trace time)."""
+    scalar = n == 1
+    name = type(form).__name__
+
+    def fn(x, u, du):
+        uu, dd = (u[0], du[0]) if scalar else (u, du)
+        if form.is_variational and type(form).residual is Form.residual:
+            w = form.energy(x, uu, dd, params)
+            if jnp.shape(w) != ():
+                raise ValueError(f"{name}.energy must return a scalar, got shape {jnp.shape(w)}")
+        r0, r1 = form.residual(x, uu, dd, params)
+        e0, e1 = ((), (dim,)) if scalar else ((n,), (n, dim))
+        if jnp.shape(r0) != e0 or jnp.shape(r1) != e1:
+            raise ValueError(
+                f"{name}.residual must return (r0, r1) of shapes {e0} and {e1} (form with {n} "
+                f"component(s) in {dim}D), got {jnp.shape(r0)} and {jnp.shape(r1)}"
+            )
+        return jnp.reshape(r0, (n,)), jnp.reshape(r1, (n, dim))
+
+    return fn
+
+
+def _per_component(v, n: int, what: str):
+    v = jnp.asarray(v)
+    if v.shape == ():
+        return jnp.broadcast_to(v, (n,))
+    if v.shape != (n,):
+        raise ValueError(f"{what} must return a scalar or shape ({n},), got shape {v.shape}")
+    return v
+
+
+def boundary_function(form: Form, params, n: int, dim: int):
+    """``(x, normal) -> (g (k_d, n), h (k_n, n), h_crack (n,), s)``: the boundary data of every
+    Dirichlet and Neumann condition of the form at one point, and its penalty scale."""
+    vol = volume_function(form, params, n, dim)
+    dirichlets, neumanns = dirichlet_conditions(form), neumann_conditions(form)
+
+    def boundary(x, normal):
+        gs = [_per_component(value(d.value, x, params), n, "the Dirichlet value") for d in dirichlets]
+        hs = [
+            _per_component(value(c.value, x, params, normal), n, "the Neumann value") for c in neumanns
+        ]
+        hc = _per_component(value(form.crack_neumann, x, params, normal), n, "crack_neumann")
+        s = form.penalty_scale(x, params)
+        if s is None:
+            # Gershgorin's bound on the largest eigenvalue of ∂σ/∂∇u at u = 0: exact for
+            # isotropic diffusion (k) and for isotropic elasticity (2(λ + μ)), never below it
+            zero_u, zero_du = jnp.zeros((n,), x.dtype), jnp.zeros((n, dim), x.dtype)
+            d = jax.jacfwd(lambda g: vol(x, zero_u, g)[1])(zero_du).reshape(n * dim, n * dim)
+            d = 0.5 * (d + d.T)
+            s = jnp.max(jnp.diagonal(d) + jnp.sum(jnp.abs(d), axis=1) - jnp.abs(jnp.diagonal(d)))
+        stack = lambda v: jnp.stack(v) if v else jnp.zeros((0, n), x.dtype)  # noqa: E731
+        return stack(gs), stack(hs), hc, jnp.asarray(s, x.dtype)
+
+    return boundary
+
+
+def bind(form: Form, params, n: int, dim: int, dtype=jnp.float64) -> Kernels:
+    """The point kernels of ``form`` with ``n`` components in ``dim`` dimensions (call it where
+    the solve is traced: the analysis runs once per compilation)."""
+    vol = volume_function(form, params, n, dim)
+    boundary = boundary_function(form, params, n, dim)
+    dirichlets, neumanns = dirichlet_conditions(form), neumann_conditions(form)
+
+    def admissible(x):
+        return jnp.asarray(form.admissible(x, params), bool)
+
+    xe = jnp.zeros((dim,), dtype)
+    ue, due = jnp.zeros((n,), dtype), jnp.zeros((n, dim), dtype)
+    vol_c = eqx.filter_closure_convert(vol, xe, ue, due)
+    bnd_c = eqx.filter_closure_convert(boundary, xe, xe)
+    adm_c = eqx.filter_closure_convert(admissible, xe)
+
+    # structure of the tangent, read from its jaxpr: bit 1 = x, 2 = u, 4 = ∇u, 8 = data
+    def blocks(x, u, du):
+        r0 = lambda a, b: vol_c(x, a, b)[0]  # noqa: E731
+        r1 = lambda a, b: vol_c(x, a, b)[1]  # noqa: E731
+        return (
+            jax.jacfwd(r0, 0)(u, du),
+            jax.jacfwd(r0, 1)(u, du),
+            jax.jacfwd(r1, 0)(u, du),
+            jax.jacfwd(r1, 1)(u, du),
+        )
+
+    masks, zeros = analyse(jax.make_jaxpr(blocks)(xe, ue, due), [1, 1, 1])
+    nonzero = tuple(name for name, z in zip(BLOCKS, zeros, strict=True) if not z)
+    state_bits = 2 | 4
+    detected_linear = not any(m & state_bits for m in masks)
+    linear = detected_linear if type(form).linear is None else bool(type(form).linear)
+    return Kernels(
+        volume=vol_c,
+        boundary=bnd_c,
+        admissible=adm_c,
+        n=n,
+        dim=dim,
+        linear=linear,
+        symmetric=form.is_symmetric,
+        elliptic=bool(type(form).elliptic),
+        nitsche=form.bc == "nitsche",
+        beta0=form.beta0,
+        blocks=nonzero or ("uu",),
+        n_dirichlet=len(dirichlets),
+        n_neumann=len(neumanns),
+        crack_flux=form.crack_neumann is not None,
+    )

@@ -1,0 +1,124 @@
+"""A block-sparse operator: the matrices of NMM systems, stored by cover pairs.
+
+Every physical cover carries ``b = components × terms`` unknowns, so a system matrix is a sparse
+matrix of dense ``b × b`` blocks, one per pair of covers that share a manifold element. The block
+pattern is fixed by the space (host-side, numpy, hashed by identity so that it can be static);
+only the block values are JAX arrays, so an operator passes through ``jit``, ``vmap`` and ``grad``
+like any pytree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse as sp
+from jax.experimental import sparse as jsparse
+
+
+@dataclass(frozen=True, eq=False)
+class BlockPattern:
+    """The block pattern of an operator (host side): block CSR ``indptr (n_rows + 1,)`` and
+    ``indices (n_blocks,)``, in the order of the operator's ``data``."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+
+    @property
+    def n_block_rows(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.indices)
+
+
+class BlockCSR(eqx.Module):
+    """A square block-sparse matrix.
+
+    Attributes:
+        data: ``(n_blocks, b, b)`` block values (a batch axis may lead under ``vmap``).
+        rows, cols: ``(n_blocks,)`` block row and column of each block.
+        pattern: the host-side :class:`BlockPattern` (static).
+        symmetric: whether the matrix is known to be symmetric (static; solvers may use it).
+        transposed: the operator stands for the transpose of ``data`` in ``pattern`` (static).
+    """
+
+    data: jax.Array
+    rows: jax.Array
+    cols: jax.Array
+    pattern: BlockPattern = eqx.field(static=True)
+    symmetric: bool = eqx.field(static=True, default=False)
+    transposed: bool = eqx.field(static=True, default=False)
+
+    @property
+    def block_size(self) -> int:
+        return self.data.shape[-1]
+
+    @property
+    def n_block_rows(self) -> int:
+        return self.pattern.n_block_rows
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        n = self.n_block_rows * self.block_size
+        return n, n
+
+    def mv(self, x):
+        """``A @ x`` for ``x (n,)``."""
+        b = self.block_size
+        xb = x.reshape(-1, b)
+        if self.transposed:
+            y = jnp.einsum("kji,kj->ki", self.data, xb[self.rows])
+            out = jax.ops.segment_sum(y, self.cols, self.n_block_rows)
+        else:
+            y = jnp.einsum("kij,kj->ki", self.data, xb[self.cols])
+            out = jax.ops.segment_sum(y, self.rows, self.n_block_rows)
+        return out.reshape(-1)
+
+    @property
+    def T(self) -> BlockCSR:
+        """The transpose (same storage, no copy)."""
+        if self.symmetric:
+            return self
+        return BlockCSR(self.data, self.rows, self.cols, self.pattern, False, not self.transposed)
+
+    def diagonal_blocks(self):
+        """``(n_block_rows, b, b)``: the diagonal blocks (zero where a row has none)."""
+        on_diag = (self.rows == self.cols)[:, None, None]
+        d = jax.ops.segment_sum(jnp.where(on_diag, self.data, 0.0), self.rows, self.n_block_rows)
+        return jnp.swapaxes(d, 1, 2) if self.transposed else d
+
+    def to_dense(self):
+        """The dense ``(n, n)`` matrix (small systems and tests only)."""
+        b, nr = self.block_size, self.n_block_rows
+        dense = jnp.zeros((nr, b, nr, b), self.data.dtype)
+        dense = dense.at[self.rows, :, self.cols, :].add(self.data).reshape(nr * b, nr * b)
+        return dense.T if self.transposed else dense
+
+    def to_bcoo(self) -> jsparse.BCOO:
+        """The matrix as a ``jax.experimental.sparse.BCOO`` (entries of every block)."""
+        b = self.block_size
+        i = self.rows[:, None, None] * b + jnp.arange(b)[None, :, None]
+        j = self.cols[:, None, None] * b + jnp.arange(b)[None, None, :]
+        i, j = jnp.broadcast_arrays(i, j)
+        if self.transposed:
+            i, j = j, i
+        idx = jnp.stack([i.reshape(-1), j.reshape(-1)], axis=-1)
+        return jsparse.BCOO((self.data.reshape(-1), idx), shape=self.shape)
+
+    def to_scipy(self) -> sp.csc_matrix:
+        """The matrix as a scipy CSC matrix (host side; needs concrete data)."""
+        return to_scipy(np.asarray(self.data), self.pattern, self.transposed)
+
+
+def to_scipy(data: np.ndarray, pattern: BlockPattern, transposed: bool = False) -> sp.csc_matrix:
+    """Block values ``data (n_blocks, b, b)`` in ``pattern`` as a scipy CSC matrix."""
+    b = data.shape[-1]
+    n = pattern.n_block_rows * b
+    a = sp.bsr_matrix((data, pattern.indices, pattern.indptr), shape=(n, n))
+    # the CSR form of A is the CSC form of A^T: transposing costs no copy of the entries
+    return a.tocsr().T.tocsc() if transposed else a.tocsc()

@@ -1,0 +1,353 @@
+"""Host sparse direct solver: SuperLU (scipy) behind ``jax.pure_callback``, with a factor cache.
+
+Singular and near-singular systems are the normal case in high-order NMM: hat weights times
+polynomial cover functions are linearly dependent, and covers that hold only a sliver of the domain
+give near-zero pivots. Both are handled the way Strouboulis, Babuška & Copps (2000) proposed for
+GFEM: scale the matrix to unit diagonal, factor it with a small diagonal perturbation ε, and recover
+the accuracy lost to ε by iterative refinement against the unperturbed matrix. The systems are
+consistent, so the field converges even where the coefficients are not unique.
+
+Keeping the factorisation: a factorisation lives on the host, so the solver *state* that JAX
+carries is a handle (an integer) into a bounded cache of factorisations, together with the
+operator itself. ``solve`` and ``transpose_solve`` look the handle up; a handle the cache has
+dropped is refactored from the operator, so results never depend on the cache, only the time
+does. The adjoint of a solve and repeated solves with one matrix (many right-hand sides, frozen
+Newton Jacobians, time steps) therefore factor once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from .operator import BlockCSR, to_scipy
+from .results import RESULTS
+
+_DROP = 1e-14  # entries of the unit-diagonal p = 0 matrix below this are round-off (see _factor)
+_FAIL_RESIDUAL = 1e-6
+
+
+# ------------------------------------------------------------------------------ factor cache
+
+
+@dataclass
+class _Factor:
+    lu: object  # scipy SuperLU object
+    s: np.ndarray  # unit-diagonal scaling
+    a: sp.csc_matrix  # the scaled, unperturbed matrix (refinement runs against it)
+    cond: float
+    nbytes: int
+
+
+class _FactorCache:
+    """Least-recently-used factorisations, bounded in number and bytes. A cache, not state: a
+    missing entry is recomputed from the operator, so evictions only cost time."""
+
+    def __init__(self, max_entries: int, max_bytes: int):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._entries: OrderedDict[int, _Factor] = OrderedDict()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def put(self, f: _Factor) -> int:
+        with self._lock:
+            h = next(self._ids)
+            self._entries[h] = f
+            total = sum(e.nbytes for e in self._entries.values())
+            while len(self._entries) > 1 and (
+                len(self._entries) > self.max_entries or total > self.max_bytes
+            ):
+                _, old = self._entries.popitem(last=False)
+                total -= old.nbytes
+            return h
+
+    def get(self, h: int) -> _Factor | None:
+        with self._lock:
+            f = self._entries.get(int(h))
+            if f is not None:
+                self._entries.move_to_end(int(h))
+            return f
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+FACTORS = _FactorCache(
+    max_entries=int(os.environ.get("NMM_FACTOR_CACHE_ENTRIES", "64")),
+    max_bytes=int(float(os.environ.get("NMM_FACTOR_CACHE_MB", "4096")) * 2**20),
+)
+
+
+def clear_factor_cache() -> None:
+    """Drop every cached factorisation (states that refer to them refactor on their next use)."""
+    FACTORS.clear()
+
+
+# ------------------------------------------------------------------------------ host kernels
+
+
+def _factor(a: sp.csc_matrix, symmetric: bool, opts: SuperLU) -> _Factor:
+    d = np.abs(a.diagonal())
+    d = np.where(d > 0, d, 1.0)  # a cover with no support in the data keeps its zero row
+    s = 1.0 / np.sqrt(d)
+    scale = sp.diags(s)
+    a = (scale @ a @ scale).tocsc()
+    n = a.shape[0]
+    factored = a + opts.eps * sp.identity(n, format="csc")
+    if opts.drop_roundoff:
+        # For scalar blocks (p = 0) the factored copy drops entries at round-off level (couplings
+        # across the hypotenuse of right triangles cancel to 1e-17): kept, they add ~40% fill and
+        # slow SuperLU 8x at 1e6 unknowns. Refinement runs against the unmodified matrix.
+        factored.data[np.abs(factored.data) < _DROP] = 0.0
+        factored.eliminate_zeros()
+    if symmetric:
+        lu = spla.splu(
+            factored.tocsc(),
+            permc_spec="MMD_AT_PLUS_A",
+            diag_pivot_thresh=0.0,
+            options={"SymmetricMode": True},
+        )
+    else:  # partial pivoting: a non-symmetric matrix may need it
+        lu = spla.splu(factored.tocsc(), permc_spec="COLAMD")
+    cond = -1.0
+    if opts.condition:
+        inv = spla.LinearOperator(
+            (n, n), matvec=lu.solve, rmatvec=lambda v: lu.solve(v, trans="T"), dtype=float
+        )
+        cond = float(spla.onenormest(a) * spla.onenormest(inv))
+    nbytes = (lu.L.nnz + lu.U.nnz) * 12 + a.nnz * 12
+    return _Factor(lu, s, a, cond, nbytes)
+
+
+def _refine(f: _Factor, a: sp.csc_matrix, b: np.ndarray, trans: bool, opts: SuperLU):
+    """Iterative refinement of the scaled system ``a x = s b`` (``a`` already scaled by ``f.s``).
+
+    Stops on the energy of the correction, not on the residual: a mode with eigenvalue λ leaves a
+    field error ~ residual / sqrt(λ), so a tiny residual can hide a visible error."""
+    if trans:
+        a = a.T
+    rhs = f.s * b
+    norm = np.linalg.norm(rhs)
+    x = np.zeros_like(rhs)
+    r, it, res = rhs, 0, 0.0
+    while norm > 0 and it < opts.max_iter:
+        dx = f.lu.solve(r, trans="T" if trans else "N")
+        x = x + dx
+        ax = a @ x
+        r = rhs - ax
+        it += 1
+        res = np.linalg.norm(r) / norm
+        energy = np.sqrt(abs(dx @ (a @ dx)) / max(abs(x @ ax), 1e-300))
+        # near-singular high-order systems converge slowly (modes with λ ~ eps shrink by
+        # λ/(λ+eps) per step) but steadily; max_iter bounds the work
+        if energy <= opts.rtol or not np.isfinite(res):
+            break
+    return f.s * x, res, it
+
+
+def _code(x, res) -> int:
+    if not np.all(np.isfinite(x)) or not np.isfinite(res):
+        return RESULTS.nonfinite
+    return RESULTS.residual_too_large if res > _FAIL_RESIDUAL else RESULTS.successful
+
+
+def _batch(arrays_and_trailing):
+    """Iterate over the broadcast leading (batch) axes of callback arguments: yields the flat
+    member index and, per argument, the index of the member's slice."""
+    leads = [a.shape[: a.ndim - t] for a, t in arrays_and_trailing]
+    full = np.broadcast_shapes(*leads)
+    for k, idx in enumerate(np.ndindex(*full)):
+        yield k, [tuple(i if s > 1 else 0 for i, s in zip(idx, lead, strict=True)) for lead in leads]
+
+
+def _full_shape(arrays_and_trailing):
+    return np.broadcast_shapes(*[a.shape[: a.ndim - t] for a, t in arrays_and_trailing])
+
+
+def _try_factor(data, pattern, transposed, symmetric, opts):
+    if not np.all(np.isfinite(data)):
+        return None, RESULTS.nonfinite
+    try:
+        return _factor(to_scipy(data, pattern, False), symmetric, opts), RESULTS.successful
+    except RuntimeError:  # "Factor is exactly singular"
+        return None, RESULTS.singular
+
+
+def _host_init(pattern, transposed, symmetric, opts, data):
+    data = np.asarray(data, dtype=float)
+    args = [(data, 3)]
+    full = _full_shape(args)
+    handles, conds, codes = (np.empty(full, np.int64), np.empty(full), np.empty(full, np.int32))
+    for _, (di,) in _batch(args):
+        f, code = _try_factor(data[di], pattern, transposed, symmetric, opts)
+        handles[di] = FACTORS.put(f) if f is not None else -1
+        conds[di] = f.cond if f is not None else -1.0
+        codes[di] = code
+    return handles, conds, codes
+
+
+def _host_solve(pattern, transposed, symmetric, opts, trans, handles, data, ref, b):
+    """Solve with the factor of ``data`` (refactored if the cache dropped it), refining against
+    ``ref`` (the same matrix, or a nearby one such as a Newton Jacobian at the solution)."""
+    handles = np.asarray(handles)
+    data, ref, b = (np.asarray(v, dtype=float) for v in (data, ref, b))
+    args = [(handles, 0), (data, 3), (ref, 3), (b, 1)]
+    full = _full_shape(args)
+    xs = np.zeros((*full, b.shape[-1]))
+    res, its, codes = np.zeros(full), np.zeros(full), np.zeros(full, np.int32)
+    # the stored matrix is A; a transposed operator stands for A^T, whose solve is A's transpose
+    # solve
+    trans = trans != transposed
+    same = ref is data
+    for k, (hi, di, ri, bi) in _batch(args):
+        out = np.unravel_index(k, full) if full else ()
+        f = FACTORS.get(handles[hi]) if handles[hi] >= 0 else None
+        if f is None:
+            f, code = _try_factor(data[di], pattern, transposed, symmetric, opts)
+            if f is None:
+                codes[out] = code
+                continue
+        a = (
+            f.a
+            if same or np.array_equal(ref[ri], data[di])
+            else (sp.diags(f.s) @ to_scipy(ref[ri], pattern, False) @ sp.diags(f.s)).tocsc()
+        )
+        x, r, it = _refine(f, a, b[bi], trans, opts)
+        if a is not f.a and (not np.isfinite(r) or r > 1e-9):
+            # the factor of a nearby matrix did not converge as a preconditioner: factor this one
+            g, code = _try_factor(ref[ri], pattern, transposed, symmetric, opts)
+            if g is None:
+                codes[out] = code
+                continue
+            x, r, it = _refine(g, g.a, b[bi], trans, opts)
+        xs[out], res[out], its[out], codes[out] = x, r, it, _code(x, r)
+    return xs, res, its, codes
+
+
+# ------------------------------------------------------------------------------ the solver
+
+
+class SuperLUState(eqx.Module):
+    """A factorisation held by the host cache: ``handle`` (-1 if factoring failed), the operator it
+    factors (to refactor after an eviction), its condition estimate and the factoring result."""
+
+    handle: jax.Array
+    operator: BlockCSR
+    condition: jax.Array
+    result: jax.Array
+
+
+class SuperLU(eqx.Module):
+    """Sparse direct solver on the host (SuperLU), with unit-diagonal scaling, a diagonal
+    perturbation and iterative refinement.
+
+    Attributes:
+        eps: diagonal perturbation of the unit-diagonal matrix before factoring.
+        rtol: refinement stops when the energy norm of a correction falls below ``rtol`` times
+            that of the solution.
+        max_iter: refinement steps at most.
+        condition: estimate the 1-norm condition number of the factored matrix at ``init``
+            (a few extra solves).
+        drop_roundoff: drop entries below 1e-14 of the unit diagonal from the factored copy
+            (``None``: only for scalar blocks, where they are round-off of cancelling couplings).
+    """
+
+    eps: float = eqx.field(static=True, default=1e-12)
+    rtol: float = eqx.field(static=True, default=1e-11)
+    max_iter: int = eqx.field(static=True, default=20)
+    condition: bool = eqx.field(static=True, default=True)
+    drop_roundoff: bool | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        if not (0 <= self.eps < 1):
+            raise ValueError(f"eps must be in [0, 1), got {self.eps!r}")
+        if not (0 < self.rtol < 1):
+            raise ValueError(f"rtol must be in (0, 1), got {self.rtol!r}")
+        if int(self.max_iter) != self.max_iter or self.max_iter < 1:
+            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
+
+    def _opts(self, block_size: int) -> SuperLU:
+        drop = self.drop_roundoff if self.drop_roundoff is not None else block_size == 1
+        return SuperLU(self.eps, self.rtol, int(self.max_iter), self.condition, drop)
+
+    def init(self, operator: BlockCSR) -> SuperLUState:
+        opts = self._opts(operator.block_size)
+        lead = operator.data.shape[:-3]
+        shapes = (
+            jax.ShapeDtypeStruct(lead, jnp.int64),
+            jax.ShapeDtypeStruct(lead, operator.data.dtype),
+            jax.ShapeDtypeStruct(lead, jnp.int32),
+        )
+
+        def host(data):
+            h, c, code = _host_init(
+                operator.pattern, operator.transposed, operator.symmetric, opts, data
+            )
+            return h.reshape(data.shape[:-3]), c.reshape(data.shape[:-3]).astype(data.dtype), code
+
+        handle, cond, result = jax.pure_callback(
+            host, shapes, jax.lax.stop_gradient(operator.data), vmap_method="expand_dims"
+        )
+        return SuperLUState(handle, operator, cond, result)
+
+    def _solve(self, state: SuperLUState, b, operator, trans: bool):
+        op = state.operator
+        opts = self._opts(op.block_size)
+        ref = op.data if operator is None else operator.data
+        lead = jnp.broadcast_shapes(state.handle.shape, op.data.shape[:-3], ref.shape[:-3], b.shape[:-1])
+        shapes = (
+            jax.ShapeDtypeStruct((*lead, b.shape[-1]), b.dtype),
+            jax.ShapeDtypeStruct(lead, b.dtype),
+            jax.ShapeDtypeStruct(lead, b.dtype),
+            jax.ShapeDtypeStruct(lead, jnp.int32),
+        )
+        same = operator is None
+
+        def host(handle, data, ref_data, rhs):
+            full = np.broadcast_shapes(
+                handle.shape, data.shape[:-3], ref_data.shape[:-3], rhs.shape[:-1]
+            )
+            x, r, it, code = _host_solve(
+                op.pattern,
+                op.transposed,
+                op.symmetric,
+                opts,
+                trans,
+                handle,
+                data,
+                data if same else ref_data,
+                rhs,
+            )
+            return (
+                x.reshape(*full, -1).astype(rhs.dtype),
+                r.reshape(full).astype(rhs.dtype),
+                it.reshape(full).astype(rhs.dtype),
+                code.reshape(full),
+            )
+
+        stop = jax.lax.stop_gradient
+        x, res, its, code = jax.pure_callback(
+            host, shapes, state.handle, stop(op.data), stop(ref), stop(b), vmap_method="expand_dims"
+        )
+        code = jnp.where(state.result != RESULTS.successful, state.result, code)
+        return x, code, res, its
+
+    def solve(self, state: SuperLUState, b, operator: BlockCSR | None = None):
+        """Solve ``A x = b`` with the factorisation in ``state``; with ``operator``, refine against
+        that (nearby) matrix instead. Returns ``(x, result, residual, iterations)``."""
+        return self._solve(state, b, operator, trans=False)
+
+    def transpose_solve(self, state: SuperLUState, b, operator: BlockCSR | None = None):
+        """Solve ``A^T x = b`` with the same factorisation."""
+        return self._solve(state, b, operator, trans=True)

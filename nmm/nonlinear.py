@@ -1,0 +1,154 @@
+"""Newton's method for nonlinear forms, inside jit: autodiff Jacobian, backtracking line search,
+residual history, result codes instead of exceptions (so it batches under vmap).
+
+The converged solution is differentiated implicitly by the caller (one adjoint solve with the
+Jacobian at the solution, reusing the last factorisation), never by unrolling these iterations.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .linalg.results import RESULTS, worst
+
+
+class Newton(eqx.Module):
+    """Newton options.
+
+    Attributes:
+        rtol, atol: converged when |R(x_k)| <= rtol |R(x_0)| + atol, or when a full step changes x
+            by at most ``xtol`` |x| (the update is at round-off).
+        xtol: see above.
+        max_steps: Newton iterations at most.
+        line_search: backtrack (halving) until |R| decreases by a factor 1 - 1e-4 α.
+        max_backtracks: halvings at most per step.
+        refactor_every: factor the Jacobian every this many steps (1: Newton; k > 1 reuses a
+            factorisation for k steps; 0: only once, at the initial guess — the chord method).
+    """
+
+    rtol: float = eqx.field(static=True, default=1e-10)
+    atol: float = eqx.field(static=True, default=0.0)
+    xtol: float = eqx.field(static=True, default=1e-12)
+    max_steps: int = eqx.field(static=True, default=30)
+    line_search: bool = eqx.field(static=True, default=True)
+    max_backtracks: int = eqx.field(static=True, default=12)
+    refactor_every: int = eqx.field(static=True, default=1)
+
+    def __check_init__(self):
+        for name in ("rtol", "atol", "xtol"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and v >= 0):
+                raise ValueError(f"newton.{name} must be a number >= 0, got {v!r}")
+        if int(self.max_steps) != self.max_steps or self.max_steps < 1:
+            raise ValueError(f"newton.max_steps must be a positive integer, got {self.max_steps!r}")
+        if int(self.refactor_every) != self.refactor_every or self.refactor_every < 0:
+            raise ValueError(
+                f"newton.refactor_every must be an integer >= 0, got {self.refactor_every!r}"
+            )
+
+
+def newton(residual, tangent, x0, solver, opts: Newton):
+    """Solve R(x) = 0.
+
+    Args:
+        residual: ``x -> R (n,)``.
+        tangent: ``x -> (R, K: BlockCSR, ok: bool)``.
+        x0: initial guess.
+        solver: a linear solver object.
+
+    Returns:
+        ``x, state`` (the last factorisation), and a dict with ``result``, ``residual`` and
+        ``iterations`` of the last linear solve, ``steps`` and ``history`` (|R(x_k)|).
+    """
+    R0, K0, ok0 = tangent(x0)
+    state0 = solver.init(K0)
+    r0 = jnp.linalg.norm(R0)
+    tol = opts.rtol * r0 + opts.atol
+    dtype = x0.dtype
+    hist0 = jnp.zeros((opts.max_steps + 1,), dtype).at[0].set(r0)
+    finite0 = jnp.all(jnp.isfinite(R0))
+    code0 = jnp.where(finite0, RESULTS.successful, RESULTS.nonfinite_rhs).astype(jnp.int32)
+    zero = jnp.asarray(0.0, dtype)
+
+    def cond(c):
+        k, _, _, rn, _, _, code, done, _, _, _ = c
+        return (~done) & (k < opts.max_steps) & (code == RESULTS.successful)
+
+    def body(c):
+        k, x, R, rn, state, hist, code, _, ok, _, _ = c
+        every = opts.refactor_every
+        if every != 1:
+            refactor = (k > 0) & ((k % every == 0) if every > 1 else False)
+        else:
+            refactor = k > 0
+
+        def new_state(_):
+            _, K, ok_ = tangent(x)
+            return solver.init(K), ok_
+
+        state, ok = jax.lax.cond(refactor, new_state, lambda _: (state, ok), None)
+        dx, lcode, lres, lits = solver.solve(state, -R)
+        dx = jnp.where(jnp.isfinite(dx), dx, 0.0)
+
+        def decreased(a, rn_new):
+            return jnp.isfinite(rn_new) & (rn_new <= (1 - 1e-4 * a) * rn)
+
+        x1 = x + dx
+        R1 = residual(x1)
+        r1 = jnp.linalg.norm(R1)
+        if opts.line_search:
+
+            def ls_cond(s):
+                a, _, _, rn_new, bt = s
+                return (~decreased(a, rn_new)) & (bt < opts.max_backtracks)
+
+            def ls_body(s):
+                a, _, _, _, bt = s
+                a = 0.5 * a
+                xa = x + a * dx
+                Ra = residual(xa)
+                return a, xa, Ra, jnp.linalg.norm(Ra), bt + 1
+
+            alpha, x1, R1, r1, _ = jax.lax.while_loop(
+                ls_cond, ls_body, (jnp.asarray(1.0, dtype), x1, R1, r1, 0)
+            )
+            failed = ~decreased(alpha, r1) & (rn > tol)
+        else:
+            alpha = jnp.asarray(1.0, dtype)
+            failed = ~jnp.isfinite(r1)
+        step_small = (alpha == 1.0) & (
+            jnp.linalg.norm(dx) <= opts.xtol * jnp.maximum(jnp.linalg.norm(x1), 1e-300)
+        )
+        done = (r1 <= tol) | step_small
+        code = worst(
+            jnp.where(lcode != RESULTS.successful, lcode, RESULTS.successful),
+            jnp.where(failed & ~done, RESULTS.line_search_failed, RESULTS.successful),
+        )
+        # a failed step keeps the last good iterate: never a NaN
+        keep = failed & ~done
+        x_new = jnp.where(keep, x, x1)
+        R_new = jnp.where(keep, R, R1)
+        r_new = jnp.where(keep, rn, r1)
+        hist = hist.at[k + 1].set(r_new)
+        return k + 1, x_new, R_new, r_new, state, hist, code, done, ok, lres, lits
+
+    init = (0, x0, R0, r0, state0, hist0, code0, r0 <= tol, ok0, zero, zero)
+    k, x, R, rn, state, hist, code, done, ok, lres, lits = jax.lax.while_loop(cond, body, init)
+    code = worst(
+        code,
+        jnp.where(done, RESULTS.successful, RESULTS.max_steps_reached),
+        jnp.where(ok, RESULTS.successful, RESULTS.not_elliptic),
+    )
+    return (
+        x,
+        state,
+        {
+            "result": code,
+            "residual": lres,
+            "iterations": lits,
+            "steps": jnp.asarray(k, jnp.int32),
+            "history": hist,
+        },
+    )
