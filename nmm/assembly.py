@@ -5,11 +5,14 @@ Nothing here knows a PDE. At every quadrature point the bound form gives its res
 the non-zero blocks of its tangent (autodiff, :mod:`nmm.kernels`); the local vector and matrix are
 
     R_ic  = Σ_q w [φ_i r0_c + ∇φ_i · r1_c]
-    K_icje = Σ_q w [φ_i D^uu_ce φ_j + φ_i D^ug_ce·∇φ_j + ∇φ_i·D^gu_ce φ_j + ∇φ_i·D^gg_ce·∇φ_j]
+    K_icje = Σ_q w [φ_i ∂r0_c(φ_j e_e) + ∇φ_i · ∂r1_c(φ_j e_e)]
 
-for scalar basis functions i, j of the element and components c, e. Boundary pieces get the
-Nitsche / penalty / Neumann terms of :mod:`nmm.forms.boundary` the same way. No Python loop runs
-over elements or points.
+for scalar basis functions i, j of the element and components c, e, where ∂r(v) is the
+residual's derivative along the basis function (a JVP of the form per basis function: for Poisson
+the product k ∇φ_j, so the autodiff kernel does the work of a hand-written one). Boundary pieces
+get the Nitsche / penalty / Neumann terms of :mod:`nmm.forms.boundary`, with their tangent formed
+by autodiff and contracted with the stacked basis [φ, ∇φ]. No Python loop runs over elements or
+points.
 
 The residual convention is R(x) = K x − b for linear forms: a linear solve is K x = −R(0).
 """
@@ -72,24 +75,6 @@ def contract_vector(w, phi, dphi, r0, r1):
     return jnp.einsum("sqi,sqc->sic", phi, wr0) + jnp.einsum("sqid,sqcd->sic", dphi, wr1)
 
 
-def contract_matrix(w, phi, dphi, D: dict):
-    """``(S, L, n, L, n)`` local matrices from the tangent blocks at the points."""
-    terms = {
-        "uu": lambda d: jnp.einsum("sqce,sqi,sqj->sicje", d, phi, phi),
-        "ug": lambda d: jnp.einsum("sqi,sqcef,sqjf->sicje", phi, d, dphi),
-        "gu": lambda d: jnp.einsum("sqid,sqcde,sqj->sicje", dphi, d, phi),
-        "gg": lambda d: jnp.einsum("sqid,sqcdef,sqjf->sicje", dphi, d, dphi),
-    }
-    out = None
-    for name, d in D.items():
-        if name == "uu" and d.shape[-1] == 1:  # scalar mass-like term: one fewer contraction
-            t = jnp.einsum("sq,sqi,sqj->sij", w * d[..., 0, 0], phi, phi)[:, :, None, :, None]
-        else:
-            t = terms[name](w.reshape(*w.shape, *([1] * (d.ndim - 2))) * d)
-        out = t if out is None else out + t
-    return out
-
-
 def scatter_vector(space, elems, local):
     """Add local vectors ``(S, L, n)`` into a global vector ``(n_dofs,)``."""
     s = local.shape[0]
@@ -120,25 +105,32 @@ def _state(space, coeffs, elems, phi, dphi):
 def _volume(space, kern: Kernels, quad: Quadrature, coeffs, matrix: bool):
     phi, dphi = basis_at(space, quad.elems, quad.points)
     u, du = _state(space, coeffs, quad.elems, phi, dphi)
-    per_point = (
-        (lambda x, a, b: kern.tangent(x, a, b))
-        if matrix
-        else (lambda x, a, b: (kern.volume(x, a, b), {}))
-    )
-    (r0, r1), D = jax.vmap(jax.vmap(per_point))(quad.points, u, du)
+    per_point = jax.vmap(jax.vmap(kern.volume))
+    r0, r1 = per_point(quad.points, u, du)
     w = quad.weights
     vec = scatter_vector(space, quad.elems, contract_vector(w, phi, dphi, r0, r1))
     if not matrix:
         return vec, None, jnp.asarray(True)
+    t0, t1 = jax.vmap(jax.vmap(kern.pushforward))(quad.points, u, du, phi, dphi)
+    local = None
+    if t0 is not None and kern.n == 1:  # φ_i · (residual r0 along basis function j)
+        local = jnp.einsum("sq,sqi,sqj->sij", w, phi, t0[..., 0, 0])[:, :, None, :, None]
+    elif t0 is not None:
+        local = jnp.einsum("sq,sqi,sqjec->sicje", w, phi, t0)
+    if t1 is not None:  # ∇φ_i · (residual r1 along basis function j)
+        t = jnp.einsum("sq,sqid,sqjecd->sicje", w, dphi, t1)
+        local = t if local is None else local + t
     ok = jnp.all(jax.vmap(jax.vmap(kern.admissible))(quad.points) | (w == 0))
     if kern.elliptic:
         # a necessary condition of (strong) ellipticity, read off the tangent: positive
         # diffusion along every component and direction, non-negative reaction
-        if "gg" in D:
-            ok &= jnp.all((jnp.einsum("sqcdcd->sqcd", D["gg"]) > 0) | (w == 0)[..., None, None])
-        if "uu" in D:
-            ok &= jnp.all((jnp.einsum("sqcc->sqc", D["uu"]) >= 0) | (w == 0)[..., None])
-    return vec, scatter_matrix(space, quad.elems, contract_matrix(w, phi, dphi, D)), ok
+        dg, du_ = jax.vmap(jax.vmap(kern.diagonal))(quad.points, u, du)
+        skip = (w == 0)[..., None]
+        if "gg" in kern.blocks:
+            ok &= jnp.all((dg > 0) | skip[..., None])
+        if "uu" in kern.blocks:
+            ok &= jnp.all((du_ >= 0) | skip)
+    return vec, scatter_matrix(space, quad.elems, local), ok
 
 
 def _boundary(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: bool):
