@@ -11,14 +11,21 @@ are solved problems; both libraries are widely used, well kept and tested agains
 and a hand-written writer or renderer would only add bugs. Only ``matplotlib.figure.Figure`` with
 the Agg canvas is used: no pyplot, no global backend switch, no rcParams changes, nothing that
 needs a display.
+
+Vector fields (``components = n``) give values ``(n_pts, n)`` and gradients ``(n_pts, n, dim)``;
+plots show their magnitude or one component. Derived quantities (stress, von Mises, ...) come from a
+form's ``derived(x, u, du, params)`` at one point, vmapped over the sampled points.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import equinox as eqx
+import jax
 import numpy as np
 
 from .field import Field
@@ -95,46 +102,120 @@ def _sample(u: Field, refine: int):
     return pts, cells, point_elem, cell_elem
 
 
-@eqx.filter_jit
-def _in_elements(u: Field, elems, points):
-    return u.in_elements(elems, points)
+_RESERVED = ("u", "grad_u", "element", "cell")  # names written by write_vtu itself
 
 
-def _evaluate(u: Field, elems: np.ndarray, points: np.ndarray):
-    """Values ``(m,)`` and gradients ``(m, dim)`` in known elements, in fixed-size chunks (one
-    compilation per field shape; the last chunk is padded)."""
-    m = len(points)
-    if m == 0:
-        return np.zeros(0), np.zeros((0, u.space.dim))
+def _check_derived(u: Field, derived, params) -> dict[str, tuple[int, ...]]:
+    """Validate ``derived`` (a form) against ``u`` and return ``{name: shape}`` of its quantities
+    at one point; ``{}`` when ``derived`` is None. Only the one-point function is traced
+    (abstractly, ``jax.eval_shape``): nothing is compiled or evaluated."""
+    if derived is None:
+        if params is not None:
+            raise ValueError(
+                "params is given but derived is None: params are passed to derived(x, u, du, params)"
+            )
+        return {}
+    if isinstance(derived, type) or not callable(getattr(derived, "derived", None)):
+        raise TypeError(
+            "derived must be a form with a derived(x, u, du, params) method (an instance, e.g. "
+            f"nmm.Elasticity(E=..., nu=...)), got {derived!r}"
+        )
+    name = type(derived).__name__
+    n = u.space.components
+    comps = getattr(derived, "components", None)
+    if isinstance(comps, int) and comps != n:
+        raise ValueError(
+            f"derived={name} is a form for {comps}-component fields, but u has {n} "
+            f"component{'s' if n > 1 else ''}"
+        )
     dtype = u.coeffs.dtype
+    vs, dim = u.value_shape, u.space.dim
+    out = jax.eval_shape(
+        lambda x, v, g: derived.derived(x, v, g, params),
+        jax.ShapeDtypeStruct((dim,), dtype),
+        jax.ShapeDtypeStruct(vs, dtype),
+        jax.ShapeDtypeStruct((*vs, dim), dtype),
+    )
+    if not isinstance(out, Mapping):
+        raise TypeError(
+            f"derived={name}: derived(x, u, du, params) must return a dict of named quantities, "
+            f"got {type(out).__name__}"
+        )
+    if not out:
+        raise ValueError(f"derived={name} defines no derived quantities (derived() returns {{}})")
+    shapes = {}
+    for key, val in out.items():
+        if not isinstance(key, str) or key in _RESERVED:
+            raise ValueError(
+                f"derived={name}: quantity name {key!r} must be a str other than {_RESERVED}"
+            )
+        if not isinstance(val, jax.ShapeDtypeStruct):
+            raise TypeError(f"derived={name}: quantity {key!r} is not an array, got {val!r}")
+        shapes[key] = tuple(val.shape)
+    return shapes
+
+
+@eqx.filter_jit
+def _point_data(u: Field, form, params, elems, points):
+    """Values, gradients and (``form`` not None) the form's derived quantities at points known to
+    lie in ``elems``; the derived quantities are the one-point function vmapped over points."""
+    val, grad = u.in_elements(elems, points)
+    if form is None:
+        return val, grad, {}
+    out = jax.vmap(lambda x, v, g: form.derived(x, v, g, params))(points, val, grad)
+    return val, grad, dict(out)
+
+
+def _evaluate(u: Field, elems: np.ndarray, points: np.ndarray, derived=None, params=None):
+    """Values ``(m, *value_shape)``, gradients ``(m, *value_shape, dim)`` and derived quantities
+    ``{name: (m, *shape)}`` in known elements, in fixed-size chunks (one compilation per field
+    shape; the last chunk is padded)."""
+    m = len(points)
+    dtype = u.coeffs.dtype
+    if m == 0:  # shapes from one point: Field.in_elements cannot reshape an empty gather
+        one = eqx.filter_eval_shape(
+            _point_data, u, derived, params, np.zeros(1, np.int64), np.zeros((1, u.space.dim))
+        )
+        return jax.tree_util.tree_map(lambda a: np.zeros((0, *a.shape[1:]), a.dtype), one)
     if m <= _CHUNK:
-        val, grad = _in_elements(u, elems, np.asarray(points, dtype=dtype))
-        return np.asarray(val), np.asarray(grad)
-    vals, grads = [], []
+        out = _point_data(u, derived, params, elems, np.asarray(points, dtype=dtype))
+        return jax.tree_util.tree_map(np.asarray, out)
+    parts = []
     for start in range(0, m, _CHUNK):
         e = elems[start : start + _CHUNK]
         p = points[start : start + _CHUNK]
-        pad = _CHUNK - len(e)
-        if pad:
-            e = np.concatenate([e, np.full(pad, e[0])])
-            p = np.concatenate([p, np.repeat(p[:1], pad, axis=0)])
-        val, grad = _in_elements(u, e, np.asarray(p, dtype=dtype))
-        vals.append(np.asarray(val)[: _CHUNK - pad])
-        grads.append(np.asarray(grad)[: _CHUNK - pad])
-    return np.concatenate(vals), np.concatenate(grads)
+        keep = len(e)
+        if keep < _CHUNK:
+            e = np.concatenate([e, np.full(_CHUNK - keep, e[0])])
+            p = np.concatenate([p, np.repeat(p[:1], _CHUNK - keep, axis=0)])
+        out = _point_data(u, derived, params, e, np.asarray(p, dtype=dtype))
+        parts.append(jax.tree_util.tree_map(lambda a, k=keep: np.asarray(a)[:k], out))
+    return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *parts)
 
 
-def sample(u: Field, refine: int = 1) -> dict[str, np.ndarray]:
+def sample(u: Field, refine: int = 1, derived=None, params=None) -> dict:
     """The field on the refined integration simplices, vertices duplicated per simplex.
 
-    Returns a dict with ``points (n, dim)``, ``cells (n_cells, dim + 1)``, ``values (n,)``,
-    ``grads (n, dim)``, ``point_element (n,)``, ``element (n_cells,)`` (manifold element of each
-    cell) and ``cell (n_cells,)`` (mathematical cover cell of each cell).
+    Args:
+        u: the field (scalar or vector).
+        refine: uniform refinement level of each integration simplex (4**refine triangles,
+            2**refine segments).
+        derived: a form (e.g. ``nmm.Elasticity``) whose ``derived(x, u, du, params)`` is evaluated
+            at every point; ``None`` (default): none.
+        params: passed to ``derived`` (only with ``derived``).
+
+    Returns:
+        A dict with ``points (n, dim)``, ``cells (n_cells, dim + 1)``, ``values (n,)`` (vector
+        fields ``(n, components)``), ``grads (n, dim)`` (``(n, components, dim)``),
+        ``point_element (n,)``, ``element (n_cells,)`` (manifold element of each cell), ``cell
+        (n_cells,)`` (mathematical cover cell of each cell) and ``derived``: ``{name: (n,
+        *shape)}`` (empty without ``derived``).
     """
     _check_field(u)
     refine = _check_refine(refine)
+    _check_derived(u, derived, params)
     pts, cells, point_elem, cell_elem = _sample(u, refine)
-    vals, grads = _evaluate(u, point_elem, pts)
+    vals, grads, extra = _evaluate(u, point_elem, pts, derived, params)
     elem_cell = np.asarray(u.space.host.topology.elem_cell, dtype=np.int64)
     return {
         "points": pts,
@@ -144,6 +225,7 @@ def sample(u: Field, refine: int = 1) -> dict[str, np.ndarray]:
         "point_element": point_elem,
         "element": cell_elem,
         "cell": elem_cell[cell_elem],
+        "derived": extra,
     }
 
 
@@ -163,6 +245,73 @@ def _closed(ring: np.ndarray) -> np.ndarray:
     return np.vstack([ring, ring[:1]])
 
 
+class _Scalar(NamedTuple):
+    """What a plot shows: the field (``quantity`` None) or a derived quantity, reduced to a
+    scalar by ``component`` (None: already scalar; an index; ``"magnitude"``)."""
+
+    quantity: str | None
+    component: int | str | None
+    label: str
+
+    def of(self, values: np.ndarray, extra: dict) -> np.ndarray:
+        a = values if self.quantity is None else extra[self.quantity]
+        if self.component is None:
+            return a
+        if self.component == "magnitude":
+            return np.sqrt(np.sum(a.reshape(len(a), -1) ** 2, axis=1))
+        return a[:, self.component]
+
+
+def _check_component(component, n: int, what: str):
+    """``component`` for a quantity with ``n`` components: None, ``"magnitude"`` or an index."""
+    if component is None or (isinstance(component, str) and component == "magnitude"):
+        return component
+    if isinstance(component, int | np.integer) and not isinstance(component, bool):
+        if 0 <= component < n:
+            return int(component)
+        raise ValueError(
+            f"component={component!r} does not exist: {what} has {n} component"
+            f"{'s' if n > 1 else ''} (0 .. {n - 1})"
+        )
+    err = ValueError if isinstance(component, str) else TypeError
+    raise err(f"component must be None, 'magnitude' or an integer index, got {component!r}")
+
+
+def _selection(u: Field, component, derived, quantity, params) -> _Scalar:
+    shapes = _check_derived(u, derived, params)
+    if derived is None:
+        if quantity is not None:
+            raise ValueError(
+                f"quantity={quantity!r} needs derived=form (the form whose derived() gives it)"
+            )
+        n = u.space.components
+        c = _check_component(component, n, "u")
+        if c == "magnitude" or (c is None and n > 1):
+            return _Scalar(None, "magnitude", "|u|")
+        if n == 1:  # component None or 0 of a scalar field: the field itself
+            return _Scalar(None, None, "u")
+        return _Scalar(None, c, f"u[{c}]")
+    if not isinstance(quantity, str) or quantity not in shapes:
+        raise ValueError(
+            f"quantity must be one of {sorted(shapes)} (the quantities of derived="
+            f"{type(derived).__name__}), got {quantity!r}"
+        )
+    shape = shapes[quantity]
+    if shape == ():
+        if component is not None:
+            raise ValueError(f"component={component!r}: {quantity!r} is a scalar quantity")
+        return _Scalar(quantity, None, quantity)
+    if len(shape) != 1:
+        raise ValueError(f"quantity={quantity!r} has shape {shape}: only scalars and vectors plot")
+    c = _check_component(component, shape[0], repr(quantity))
+    if c is None:
+        raise ValueError(
+            f"component must be given for quantity={quantity!r} of shape {shape}: an index in "
+            f"0 .. {shape[0] - 1} or 'magnitude'"
+        )
+    return _Scalar(quantity, c, f"|{quantity}|" if c == "magnitude" else f"{quantity}[{c}]")
+
+
 def plot(
     u: Field,
     ax=None,
@@ -170,14 +319,19 @@ def plot(
     cmap: str = "viridis",
     show_elements: bool = True,
     title: str | None = None,
+    component: int | str | None = None,
+    derived=None,
+    quantity: str | None = None,
+    params=None,
 ):
-    """Plot a field and return the matplotlib ``Axes``.
+    """Plot a field (or a derived quantity) and return the matplotlib ``Axes``.
 
     2D: every integration triangle is split into ``4**refine`` triangles, evaluated in its own
     manifold element and drawn with Gouraud shading (so jumps across cracks stay sharp); thin lines
     outline the manifold elements (``show_elements``), thick lines the domain boundary, red lines
-    the cracks; a colour bar and equal aspect. 1D: one line per element (breaks at cracks), element
-    ends as faint ticks, cracks as dashed red lines.
+    the cracks; a colour bar labelled with what is shown (``u``, ``|u|``, ``u[1]``, ``von_mises``,
+    ``stress[2]``) and equal aspect. 1D: one line per element (breaks at cracks), element ends as
+    faint ticks, cracks as dashed red lines.
 
     Args:
         u: the field.
@@ -187,23 +341,35 @@ def plot(
         cmap: a matplotlib colour map name (2D).
         show_elements: draw the manifold element outlines.
         title: optional axes title.
+        component: for a vector field (or a vector ``quantity``), which scalar to show: an index,
+            or ``"magnitude"`` (the Euclidean norm). ``None`` (default): the field itself if
+            scalar, ``|u|`` for a vector field; a vector ``quantity`` needs it given.
+        derived: a form with ``derived(x, u, du, params)`` (e.g. ``nmm.Elasticity``): plot its
+            ``quantity`` instead of the field.
+        quantity: the name of a derived quantity (``"von_mises"``; needs ``derived``).
+        params: passed to ``derived``.
+
+    Raises:
+        TypeError / ValueError: before anything is evaluated, for a bad ``refine``,
+            ``component``, ``derived`` or ``quantity``.
     """
     _check_field(u)
     refine = _check_refine(refine)
+    what = _selection(u, component, derived, quantity, params)
     if ax is None:
         ax = _new_axes()
     sp = u.space
     dom = sp.domain
     if sp.dim == 1:
-        _plot_1d(u, ax, refine, show_elements)
+        _plot_1d(u, ax, refine, show_elements, what, derived, params)
     else:
-        _plot_2d(u, ax, refine, cmap, show_elements, dom)
+        _plot_2d(u, ax, refine, cmap, show_elements, dom, what, derived, params)
     if title is not None:
         ax.set_title(title)
     return ax
 
 
-def _plot_1d(u: Field, ax, refine: int, show_elements: bool) -> None:
+def _plot_1d(u: Field, ax, refine: int, show_elements: bool, what: _Scalar, derived, params):
     from matplotlib.collections import LineCollection
 
     topo = u.space.host.topology
@@ -212,9 +378,10 @@ def _plot_1d(u: Field, ax, refine: int, show_elements: bool) -> None:
     n = 8 * 2**refine + 1
     t = np.linspace(0.0, 1.0, n)
     x = simp[:, :1] + t[None, :] * (simp[:, 1:] - simp[:, :1])  # (n_s, n)
-    vals, _ = _evaluate(u, np.repeat(selem, n), x.reshape(-1, 1))
-    lines = np.stack([x, vals.reshape(x.shape)], axis=-1)
-    ax.add_collection(LineCollection(lines, colors="C0", linewidths=1.8, label="u"))
+    vals, _, extra = _evaluate(u, np.repeat(selem, n), x.reshape(-1, 1), derived, params)
+    y = what.of(vals, extra).reshape(x.shape)
+    lines = np.stack([x, y], axis=-1)
+    ax.add_collection(LineCollection(lines, colors="C0", linewidths=1.8, label=what.label))
     a, b = u.space.domain.outer
     if show_elements:  # element ends as ticks along the bottom of the axes
         ends = np.unique(simp.reshape(-1))
@@ -224,15 +391,17 @@ def _plot_1d(u: Field, ax, refine: int, show_elements: bool) -> None:
     ax.set_xlim(a - 0.02 * (b - a), b + 0.02 * (b - a))
     ax.autoscale_view(scalex=False)
     ax.set_xlabel("x")
-    ax.set_ylabel("u")
+    ax.set_ylabel(what.label)
 
 
-def _plot_2d(u: Field, ax, refine: int, cmap: str, show_elements: bool, dom) -> None:
+def _plot_2d(
+    u: Field, ax, refine: int, cmap: str, show_elements: bool, dom, what: _Scalar, derived, params
+):
     from matplotlib.collections import LineCollection
     from matplotlib.tri import Triangulation
 
-    s = sample(u, refine)
-    pts, vals = s["points"], s["values"]
+    s = sample(u, refine, derived, params)
+    pts, vals = s["points"], what.of(s["values"], s["derived"])
     tri = Triangulation(pts[:, 0], pts[:, 1], s["cells"])
     img = ax.tripcolor(tri, vals, shading="gouraud", cmap=cmap, rasterized=True)
     if show_elements:
@@ -244,7 +413,7 @@ def _plot_2d(u: Field, ax, refine: int, cmap: str, show_elements: bool, dom) -> 
     if cracks is not None:
         lines = [np.asarray(g.coords) for g in cracks.geoms]
         ax.add_collection(LineCollection(lines, colors="tab:red", linewidths=1.0))
-    ax.figure.colorbar(img, ax=ax, shrink=0.9, label="u")
+    ax.figure.colorbar(img, ax=ax, shrink=0.9, label=what.label)
     lo, hi = dom.bounds
     pad = 0.02 * float(np.max(hi - lo))
     ax.set_xlim(lo[0] - pad, hi[0] + pad)
@@ -271,36 +440,71 @@ def _check_path(path) -> Path:
     return p
 
 
-def write_vtu(u: Field, path, refine: int = 1) -> Path:
+def _vtk_array(a: np.ndarray) -> np.ndarray:
+    """Point data ``(n_pts, *shape)`` laid out as ParaView reads it: scalars as they are, vectors
+    of up to 3 components zero padded to 3 (shown as vectors), ``(a, b)`` tensors with a, b <= 3
+    zero padded to 3 × 3 and stored row-major as 9 components (shown as tensors); anything else
+    flattened per point."""
+    a = np.asarray(a, dtype=float)
+    shape = a.shape[1:]
+    if len(shape) == 0:
+        return a
+    if len(shape) <= 2 and max(shape) <= 3:
+        out = np.zeros((len(a), *(3,) * len(shape)))
+        out[(slice(None), *(slice(0, k) for k in shape))] = a
+        return out.reshape(len(a), -1)
+    return a.reshape(len(a), -1)
+
+
+def write_vtu(u: Field, path, refine: int = 1, derived=None, params=None) -> Path:
     """Write a field to a VTK unstructured-grid file (``.vtu``) that ParaView opens.
 
     Cells are the integration triangles (1D: line cells) refined ``refine`` times (4**refine
     triangles, 2**refine segments each), with their points duplicated per integration simplex so
-    that jumps across cracks are kept. Point data: ``"u"`` and ``"grad_u"`` (3 components, zero
-    padded, as ParaView expects vectors). Cell data: ``"element"`` (manifold element id) and
-    ``"cell"`` (mathematical cover cell id). Points are written in 3D (zero padded).
+    that jumps across cracks are kept. Points are written in 3D (zero padded). Point data:
+
+    * ``"u"``: scalar fields as a scalar; vector fields (up to 3 components) as a 3-component
+      vector, zero padded (a 2D displacement (u_x, u_y, 0): ParaView's "Warp By Vector" works).
+    * ``"grad_u"``: ∇u, 3 components zero padded (scalar fields); for vector fields the tensor
+      ∂u_i/∂x_j padded to 3 × 3 and stored row-major (9 components, ParaView's tensor layout).
+    * with ``derived``: every quantity of ``derived.derived(x, u, du, params)`` under its name;
+      scalars as scalars (``"von_mises"``), vectors of 3 or more components as they are (the
+      elasticity ``"stress"`` is ``[s_xx, s_yy, s_xy]``, 3 components), shorter vectors and
+      small tensors padded as above.
+
+    Cell data: ``"element"`` (manifold element id) and ``"cell"`` (mathematical cover cell id).
+
+    Args:
+        u: the field (scalar or vector).
+        path: file name ending in ``.vtu``.
+        refine: uniform refinement level of each integration simplex.
+        derived: a form with ``derived(x, u, du, params)`` (e.g. ``nmm.Elasticity``) whose
+            quantities are written as point data; ``None`` (default): none.
+        params: passed to ``derived``.
 
     Returns:
         The path written, as a ``pathlib.Path``.
 
     Raises:
         ValueError: ``path`` does not end in ``.vtu``, its directory does not exist, or it is a
-            directory.
+            directory; ``refine`` is not an integer in 0 .. 6; ``derived`` does not match the field
+            or defines no quantities.
+        TypeError: ``u`` is not a field; ``derived`` has no ``derived`` method.
     """
     import meshio
 
     _check_field(u)
     p = _check_path(path)
-    s = sample(u, _check_refine(refine))
+    s = sample(u, _check_refine(refine), derived, params)
     dim = u.space.dim
     pts = np.zeros((len(s["points"]), 3))
     pts[:, :dim] = s["points"]
-    grad = np.zeros((len(s["points"]), 3))
-    grad[:, :dim] = s["grads"]
+    point_data = {"u": _vtk_array(s["values"]), "grad_u": _vtk_array(s["grads"])}
+    point_data.update({k: _vtk_array(v) for k, v in s["derived"].items()})
     mesh = meshio.Mesh(
         pts,
         [("line" if dim == 1 else "triangle", s["cells"])],
-        point_data={"u": np.asarray(s["values"], dtype=float), "grad_u": grad},
+        point_data=point_data,
         cell_data={"element": [s["element"]], "cell": [s["cell"]]},
     )
     try:

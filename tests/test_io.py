@@ -221,3 +221,239 @@ def test_plot_rejects_bad_input(line):
         io.plot("not a field")
     with pytest.raises(ValueError, match="refine"):
         io.plot(line, refine=1.5)
+
+
+# ------------------------------------------------------------------- vector fields, derived
+
+G = np.array([[0.2, -0.3], [0.05, 0.4]])  # the displacement gradient of _linear (∂u_i/∂x_j)
+E, NU = 200.0, 0.3
+
+
+def _linear(x):
+    """A linear displacement: the elasticity patch test, exact in a degree-1 space."""
+    return jnp.array([0.1, -0.2]) + jnp.asarray(G) @ x
+
+
+@pytest.fixture(scope="module")
+def elastic():
+    t = np.linspace(0.0, 2.0 * np.pi, 33)[:-1]
+    hole = np.c_[0.7 + 0.2 * np.cos(t), 0.5 + 0.2 * np.sin(t)]
+    dom = nmm.Domain.polygon([(0, 0), (2, 0), (2, 1), (0, 1)], holes=[hole])
+    mc = nmm.MathCover.triangles(dom, 0.23, offset=(0.31, 0.17))
+    space = nmm.ManifoldSpace(mc, dom, degree=1, components=2)
+    form = nmm.Elasticity(E=E, nu=NU, dirichlet=_linear)
+    return nmm.solve(space, form), form
+
+
+def _exact_stress(plane="strain"):
+    """[s_xx, s_yy, s_xy] of the constant gradient G and von Mises from the principal form."""
+    s = np.asarray(nmm.Elasticity(E=E, nu=NU, plane=plane).stress(jnp.zeros(2), jnp.asarray(G), None))
+    sxx, syy, sxy = s[0, 0], s[1, 1], s[0, 1]
+    szz = NU * (sxx + syy) if plane == "strain" else 0.0
+    vm = np.sqrt(sxx**2 + syy**2 + szz**2 - sxx * syy - syy * szz - szz * sxx + 3 * sxy**2)
+    return np.array([sxx, syy, sxy]), vm
+
+
+def _assert_stress(actual, exact, scale=None):
+    """|actual - exact| <= 1e-9 |σ| at every point, |σ| the norm of the exact [s_xx, s_yy, s_xy]:
+    relative to the stress, not per component (the solve leaves ~3e-10 relative error in ∇u at a
+    few points of the cut elements at the hole, 2e-9 of the smallest component s_xy)."""
+    scale = np.linalg.norm(_exact_stress()[0]) if scale is None else scale
+    err = np.max(np.abs(np.asarray(actual) - exact))
+    assert err <= 1e-9 * scale, f"max error {err:.3g} > 1e-9 |σ| = {1e-9 * scale:.3g}"
+
+
+def _point_elements(m):
+    tris = m.cells_dict["triangle"]
+    point_elem = np.zeros(len(m.points), np.int64)
+    point_elem[tris.reshape(-1)] = np.repeat(m.cell_data["element"][0], 3)
+    return point_elem
+
+
+def test_vtu_vector_field(elastic, tmp_path):
+    u, _ = elastic
+    m = meshio.read(io.write_vtu(u, tmp_path / "disp.vtu", refine=1))
+    pts = m.points
+    vals, grad = m.point_data["u"], m.point_data["grad_u"]
+    assert vals.shape == (len(pts), 3) and grad.shape == (len(pts), 9)
+    assert np.all(vals[:, 2] == 0)  # a 2D displacement padded as ParaView expects vectors
+    # both components equal the field in each point's own element ...
+    own = np.asarray(_u_in(u, jnp.asarray(_point_elements(m)), jnp.asarray(pts[:, :2])))
+    assert own.shape == (len(pts), 2)
+    np.testing.assert_allclose(vals[:, :2], own, rtol=0, atol=1e-13)
+    # ... and with point location, and the linear displacement (patch test)
+    np.testing.assert_allclose(vals[:, :2], np.asarray(_u_at(u, pts[:, :2])), rtol=0, atol=1e-12)
+    exact = np.array([0.1, -0.2]) + pts[:, :2] @ G.T
+    np.testing.assert_allclose(vals[:, :2], exact, rtol=0, atol=1e-9)
+    # the gradient tensor ∂u_i/∂x_j, row-major, padded to 3 x 3
+    full = np.zeros((3, 3))
+    full[:2, :2] = G
+    np.testing.assert_allclose(
+        grad.reshape(-1, 3, 3), np.broadcast_to(full, (len(pts), 3, 3)), atol=1e-9
+    )
+    s = io.sample(u, refine=1)
+    assert s["values"].shape == (len(pts), 2) and s["grads"].shape == (len(pts), 2, 2)
+    assert s["derived"] == {}
+
+
+def test_vtu_derived_stress_exact(elastic, tmp_path):
+    u, form = elastic
+    stress, vm = _exact_stress()
+    m = meshio.read(io.write_vtu(u, tmp_path / "stress.vtu", derived=form))
+    n = len(m.points)
+    assert set(m.point_data) == {"u", "grad_u", "stress", "von_mises"}
+    assert m.point_data["stress"].shape == (n, 3) and m.point_data["von_mises"].shape == (n,)
+    _assert_stress(m.point_data["stress"], stress)
+    _assert_stress(m.point_data["von_mises"], vm)
+    # point by point it is Hooke's law of the written gradient (plane strain), to round-off
+    grad = m.point_data["grad_u"].reshape(n, 3, 3)[:, :2, :2]
+    eps = 0.5 * (grad + grad.transpose(0, 2, 1))
+    lam, mu = E * NU / ((1 + NU) * (1 - 2 * NU)), E / (2 * (1 + NU))
+    hooke = lam * np.trace(eps, axis1=1, axis2=2)[:, None, None] * np.eye(2) + 2 * mu * eps
+    voigt = np.stack([hooke[:, 0, 0], hooke[:, 1, 1], hooke[:, 0, 1]], axis=1)
+    np.testing.assert_allclose(m.point_data["stress"], voigt, rtol=0, atol=1e-12 * np.max(vm))
+    # the form given is the form evaluated: plane stress (s_zz = 0) differs from plane strain
+    stress_ps, vm_ps = _exact_stress("stress")
+    s = io.sample(u, refine=0, derived=nmm.Elasticity(E=E, nu=NU, plane="stress"))
+    assert abs(vm_ps - vm) > 1.0
+    _assert_stress(s["derived"]["stress"], stress_ps, np.linalg.norm(stress_ps))
+    _assert_stress(s["derived"]["von_mises"], vm_ps, np.linalg.norm(stress_ps))
+
+
+def test_derived_with_params_in_chunks(elastic, monkeypatch):
+    u, _ = elastic
+    form = nmm.Elasticity(E=lambda x, p: p["E"], nu=NU)
+    whole = io.sample(u, refine=0, derived=form, params={"E": jnp.asarray(E / 2)})
+    monkeypatch.setattr(io, "_CHUNK", 100)  # many chunks, the last one padded
+    chunked = io.sample(u, refine=0, derived=form, params={"E": jnp.asarray(E / 2)})
+    n = len(whole["points"])
+    assert n > 300 and n % 100 != 0
+    stress, vm = _exact_stress()  # stress is linear in E
+    _assert_stress(whole["derived"]["stress"], stress / 2, np.linalg.norm(stress / 2))
+    for key in ("stress", "von_mises"):
+        np.testing.assert_allclose(chunked["derived"][key], whole["derived"][key], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(chunked["values"], whole["values"], rtol=0, atol=1e-13)
+
+
+def _shaded(ax):
+    (img,) = [c for c in ax.collections if c.get_array() is not None]
+    return np.asarray(img.get_array()), img.colorbar.ax.get_ylabel()
+
+
+def test_plot_vector_field(elastic):
+    u, form = elastic
+    s = io.sample(u, refine=0)
+    ax = io.plot(u, refine=0)
+    assert isinstance(ax.figure, Figure) and len(ax.figure.axes) == 2
+    vals, label = _shaded(ax)
+    assert label == "|u|"
+    np.testing.assert_allclose(vals, np.linalg.norm(s["values"], axis=1), rtol=1e-12)
+    assert _shaded(io.plot(u, refine=0, component="magnitude"))[1] == "|u|"
+    vals, label = _shaded(io.plot(u, refine=0, component=1))
+    assert label == "u[1]"
+    np.testing.assert_allclose(vals, s["values"][:, 1], rtol=1e-12)
+    stress, vm = _exact_stress()
+    vals, label = _shaded(io.plot(u, refine=0, derived=form, quantity="von_mises"))
+    assert label == "von_mises"
+    _assert_stress(vals, vm)
+    ax = io.plot(u, refine=0, derived=form, quantity="stress", component=2)
+    vals, label = _shaded(ax)
+    assert label == "stress[2]"
+    _assert_stress(vals, stress[2])
+    assert _png_bytes(ax).startswith(b"\x89PNG")
+
+
+def test_vector_field_1d(tmp_path):
+    dom = nmm.Domain.interval(0.0, 1.0, cracks=[0.43])
+    space = nmm.ManifoldSpace(nmm.MathCover.intervals(dom, n=5), dom, degree=1, components=2)
+    step = lambda x: jnp.where(x[0] > 0.43, 1.0, 0.0)  # noqa: E731
+    u = nmm.fit(space, lambda x: jnp.array([1.0 + x[0], 2.0 * x[0] - 1.0 + step(x)]))
+    ax = io.plot(u, refine=1)
+    assert ax.get_ylabel() == "|u|"
+    segs = ax.collections[0].get_segments()
+    assert len(segs) == len(space.host.topology.simplices)
+    for seg in segs:  # each element's curve is the magnitude of its own side's vector
+        x, side = seg[:, 0], float(np.mean(seg[:, 0]) > 0.43)
+        np.testing.assert_allclose(seg[:, 1], np.hypot(1.0 + x, 2.0 * x - 1.0 + side), atol=1e-9)
+    ax = io.plot(u, component=0)
+    assert ax.get_ylabel() == "u[0]"
+    m = meshio.read(io.write_vtu(u, tmp_path / "line.vtu", refine=1))
+    x, vals = m.points[:, 0], m.point_data["u"]
+    assert vals.shape == (len(x), 3) and np.all(vals[:, 2] == 0)
+    np.testing.assert_allclose(vals[:, 0], 1.0 + x, atol=1e-9)
+    off = np.abs(x - 0.43) > 1e-9
+    np.testing.assert_allclose(vals[off, 1], 2.0 * x[off] - 1.0 + (x[off] > 0.43), atol=1e-9)
+
+
+class _NoDerived(nmm.Form):
+    components = 2
+
+    def energy(self, x, u, du, params):
+        return 0.5 * jnp.sum(du**2)
+
+
+class _NotADict:
+    def derived(self, x, u, du, params):
+        return du
+
+
+class _Tensors:
+    def derived(self, x, u, du, params):
+        return {"grad": du}
+
+
+class _Clash:
+    def derived(self, x, u, du, params):
+        return {"u": u}
+
+
+def test_vector_and_derived_bad_arguments(elastic, cracked, tmp_path, monkeypatch):
+    u, form = elastic
+
+    def evaluated(*args):
+        raise AssertionError("evaluated before the arguments were checked")
+
+    monkeypatch.setattr(io, "_point_data", evaluated)
+    with pytest.raises(ValueError, match=r"component=2 does not exist: u has 2 components"):
+        io.plot(u, component=2)
+    with pytest.raises(
+        ValueError, match="component must be None, 'magnitude' or an integer index, got 'norm'"
+    ):
+        io.plot(u, component="norm")
+    with pytest.raises(TypeError, match="component must be .* got 1.5"):
+        io.plot(u, component=1.5)
+    with pytest.raises(ValueError, match="component=1 does not exist: u has 1 component "):
+        io.plot(cracked, component=1)
+    with pytest.raises(
+        ValueError, match=r"quantity must be one of \['stress', 'von_mises'\].* got 'vm'"
+    ):
+        io.plot(u, derived=form, quantity="vm")
+    with pytest.raises(ValueError, match="quantity must be one of .* got None"):
+        io.plot(u, derived=form)
+    with pytest.raises(ValueError, match="quantity='von_mises' needs derived"):
+        io.plot(u, quantity="von_mises")
+    with pytest.raises(ValueError, match="component must be given for quantity='stress'"):
+        io.plot(u, derived=form, quantity="stress")
+    with pytest.raises(ValueError, match="component=3 does not exist: 'stress' has 3 components"):
+        io.plot(u, derived=form, quantity="stress", component=3)
+    with pytest.raises(ValueError, match="component=0: 'von_mises' is a scalar quantity"):
+        io.plot(u, derived=form, quantity="von_mises", component=0)
+    with pytest.raises(TypeError, match="derived must be a form with a derived.* got 3"):
+        io.write_vtu(u, tmp_path / "u.vtu", derived=3)
+    with pytest.raises(TypeError, match="derived must be a form .* got <class"):
+        io.sample(u, derived=nmm.Elasticity)
+    with pytest.raises(
+        ValueError, match="derived=Elasticity is a form for 2-component fields, but u has 1"
+    ):
+        io.write_vtu(cracked, tmp_path / "u.vtu", derived=form)
+    with pytest.raises(ValueError, match="derived=_NoDerived defines no derived quantities"):
+        io.sample(u, derived=_NoDerived())
+    with pytest.raises(TypeError, match=r"_NotADict: .* must return a dict .* got ShapeDtypeStruct"):
+        io.sample(u, derived=_NotADict())
+    with pytest.raises(ValueError, match=r"quantity name 'u' must be a str other than \('u'"):
+        io.write_vtu(u, tmp_path / "u.vtu", derived=_Clash())
+    with pytest.raises(ValueError, match=r"quantity='grad' has shape \(2, 2\): only scalars"):
+        io.plot(u, derived=_Tensors(), quantity="grad")
+    with pytest.raises(ValueError, match="params is given but derived is None"):
+        io.sample(u, params={"E": 1.0})
+    assert not (tmp_path / "u.vtu").exists()
