@@ -123,13 +123,11 @@ def _volume(space, kern: Kernels, quad: Quadrature, coeffs, matrix: bool):
     ok = jnp.all(jax.vmap(jax.vmap(kern.admissible))(quad.points) | (w == 0))
     if kern.elliptic:
         # a necessary condition of (strong) ellipticity, read off the tangent: positive
-        # diffusion along every component and direction, non-negative reaction
-        dg, du_ = jax.vmap(jax.vmap(kern.diagonal))(quad.points, u, du)
-        skip = (w == 0)[..., None]
+        # diffusion along every component and direction (the sign of a reaction term is the
+        # form's to judge: Helmholtz and Bratu have negative ones)
+        dg = jax.vmap(jax.vmap(kern.diagonal))(quad.points, u, du)
         if "gg" in kern.blocks:
-            ok &= jnp.all((dg > 0) | skip[..., None])
-        if "uu" in kern.blocks:
-            ok &= jnp.all((du_ >= 0) | skip)
+            ok &= jnp.all((dg > 0) | (w == 0)[..., None, None])
     return vec, scatter_matrix(space, quad.elems, local), ok
 
 

@@ -121,10 +121,11 @@ class Field(eqx.Module):
         ``(m, n)``/``(m, n, dim)`` for vector fields."""
         phi, dphi = basis_at(self.space, elems, points[:, None, :])
         n, nt = self.space.components, self.space.n_terms
-        c = self.coeffs[self.space.elem_dofs[elems]].reshape(len(elems), -1, n, nt)
         m = phi.shape[0]
-        phi = phi[:, 0].reshape(m, -1, nt)
-        dphi = dphi[:, 0].reshape(m, -1, nt, self.space.dim)
+        nv = self.space.elem_dofs.shape[1] // (n * nt)
+        c = self.coeffs[self.space.elem_dofs[elems]].reshape(m, nv, n, nt)
+        phi = phi[:, 0].reshape(m, nv, nt)
+        dphi = dphi[:, 0].reshape(m, nv, nt, self.space.dim)
         val = jnp.einsum("mvt,mvct->mc", phi, c)
         grad = jnp.einsum("mvtd,mvct->mcd", dphi, c)
         if n == 1:

@@ -49,9 +49,10 @@ class Form(eqx.Module):
         components: unknowns per point (1: scalar field; ``dim`` for elasticity).
         linear: ``True``/``False``, or ``None`` (default) to detect it from the form's jaxpr.
         symmetric: whether the tangent is symmetric; ``None``: True for energy forms.
-        elliptic: check the tangent's diagonal at every quadrature point (positive diffusion,
-            non-negative reaction) and report a non-elliptic form instead of solving it; set
-            ``False`` for indefinite problems (Helmholtz).
+        elliptic: check the tangent's diagonal at every quadrature point (positive diffusion
+            along every component and direction) and report a non-elliptic form instead of
+            solving it; set ``False`` for forms without diffusion or with a sign change by
+            design.
     """
 
     dirichlet: Any = eqx.field(default=None, kw_only=True)

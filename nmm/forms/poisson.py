@@ -58,9 +58,10 @@ class Poisson(Form):
 
     def admissible(self, x, params):
         k = value(self.k, x, params)
+        ok = value(self.c, x, params) >= 0
         if k.ndim == 2:  # the diagonal is checked by the engine; a matrix also needs det > 0
-            return jnp.linalg.det(0.5 * (k + k.T)) > 0
-        return jnp.asarray(True)
+            ok &= jnp.linalg.det(0.5 * (k + k.T)) > 0
+        return ok
 
     def null_modes(self, dim: int):
         if not (is_concrete_number(self.c) and self.c == 0):

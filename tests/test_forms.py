@@ -1,0 +1,171 @@
+"""Forms written by hand: a non-symmetric convection–diffusion form solved and differentiated,
+the structure the engine reads off a form, and bad forms caught before a solve."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import lshape_with_hole_and_crack
+
+import nmm
+from nmm.kernels import bind
+
+
+class ConvectionDiffusion(nmm.Form):
+    """-∇·(k∇u) + b·∇u = f: no energy, so the form is its weak residual (r0, r1)."""
+
+    k: float = 1.0
+    b: tuple = (1.0, 0.5)
+    f: object = 0.0
+
+    def residual(self, x, u, du, params):
+        return jnp.asarray(self.b) @ du - nmm.value(self.f, x, params), self.k * du
+
+
+def exact(x):
+    return jnp.sin(2 * x[0] + 0.5) * jnp.cos(1.5 * x[1]) + jnp.exp(0.3 * x[0] * x[1])
+
+
+def convection_problem(k=0.5, b=(1.0, 0.5)):
+    def f(x):
+        return -k * jnp.trace(jax.hessian(exact)(x)) + jnp.asarray(b) @ jax.grad(exact)(x)
+
+    flux = lambda x, n: k * jnp.dot(jax.grad(exact)(x), n)  # noqa: E731
+    return ConvectionDiffusion(k=k, b=b, f=f, dirichlet=exact, crack_neumann=flux)
+
+
+def test_engine_reads_the_form_structure():
+    """Linearity and the zero tangent blocks come from the form's jaxpr, not from declarations."""
+    k = bind(convection_problem(), None, 1, 2)
+    assert k.linear and not k.symmetric and k.blocks == ("ug", "gg")
+    k = bind(nmm.Poisson(f=1.0), None, 1, 2)
+    assert k.linear and k.symmetric and k.blocks == ("gg",)
+    k = bind(nmm.Poisson(c=2.0), None, 1, 2)
+    assert k.blocks == ("uu", "gg")
+    k = bind(nmm.Elasticity(), None, 2, 2)
+    assert k.linear and k.symmetric and k.blocks == ("gg",)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_convection_diffusion_converges(dom2d, p):
+    """Galerkin NMM for a non-symmetric form on the cracked L-shape with a hole: L2 rate p + 2."""
+    problem = convection_problem()
+    hs = [0.4, 0.2, 0.1] if p == 1 else [0.4, 0.2, 0.13]
+    errs = []
+    for h in hs:
+        V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom2d, h, offset=(0.37, 0.21)), dom2d, degree=p)
+        u = nmm.solve(V, problem)
+        assert int(u.info.result) == 0
+        errs.append(nmm.errors(u, exact)["L2"])
+    rate = np.diff(np.log(errs))[-1] / np.diff(np.log(hs))[-1]
+    assert abs(rate - (p + 2)) < 0.3, (errs, rate)
+
+
+def test_convection_diffusion_gradient_uses_the_transpose_solve():
+    dom = lshape_with_hole_and_crack()
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.3, offset=(0.37, 0.21)), dom, degree=1)
+    pts = jnp.array([[0.3, 0.2], [1.6, 0.5], [0.5, 1.5]])
+
+    def loss(b):
+        u = nmm.solve(V, ConvectionDiffusion(k=0.5, b=b, f=1.0, dirichlet=0.0))
+        return jnp.sum(u(pts) ** 2)
+
+    b = jnp.array([2.0, -1.0])
+    g = jax.grad(loss)(b)
+    h = 1e-5
+    fd = np.array([(loss(b + h * e) - loss(b - h * e)) / (2 * h) for e in jnp.eye(2)])
+    np.testing.assert_allclose(g, fd, rtol=1e-6)
+    # the operator is not symmetric, so a wrong (untransposed) adjoint would differ
+    K, _ = nmm.assemble(V, ConvectionDiffusion(k=0.5, b=b, f=1.0, dirichlet=0.0))
+    A = K.to_scipy()
+    assert abs(A - A.T).max() > 1e-3 * abs(A).max()
+
+
+def test_user_energy_form_equals_poisson():
+    """Reaction–diffusion written by hand as an energy gives the built-in Poisson solution."""
+
+    class ReactionDiffusion(nmm.Form):
+        r: float = 3.0
+
+        def energy(self, x, u, du, params):
+            return 0.5 * du @ du + 0.5 * self.r * u**2 - jnp.sin(x[0]) * u
+
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.2, offset=(0.1, 0.05)), dom, degree=2)
+    g = lambda x: x[0] * x[1]  # noqa: E731
+    mine = nmm.solve(V, ReactionDiffusion(dirichlet=g))
+    ref = nmm.solve(V, nmm.Poisson(c=3.0, f=lambda x: jnp.sin(x[0]), dirichlet=g))
+    np.testing.assert_allclose(mine.coeffs, ref.coeffs, rtol=1e-9, atol=1e-12)
+
+
+def test_reaction_term_is_assembled():
+    """c > 0 with a manufactured solution: a halved or dropped c u term fails this."""
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.1, offset=(0.03, 0.07)), dom, degree=2)
+    ex = lambda x: jnp.exp(x[0]) * jnp.cos(x[1])  # noqa: E731  (harmonic: -Δu = 0)
+    c = 50.0
+    u = nmm.solve(V, nmm.Poisson(c=c, f=lambda x: c * ex(x), dirichlet=ex))
+    assert nmm.errors(u, ex)["L2"] < 1e-6
+
+
+def test_bad_forms_are_reported_before_solving():
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.5), dom, degree=1)
+
+    class WrongShape(nmm.Form):
+        def residual(self, x, u, du, params):
+            return jnp.zeros(3), du
+
+    with pytest.raises(ValueError, match=r"WrongShape.residual must return \(r0, r1\) of shapes"):
+        nmm.solve(V, WrongShape(dirichlet=0.0))
+
+    class VectorEnergy(nmm.Form):
+        def energy(self, x, u, du, params):
+            return du  # not a scalar
+
+    with pytest.raises(ValueError, match=r"VectorEnergy.energy must return a scalar, got shape \(2,\)"):
+        nmm.solve(V, VectorEnergy(dirichlet=0.0))
+
+    class Nothing(nmm.Form):
+        pass
+
+    with pytest.raises(NotImplementedError, match="Nothing defines neither energy"):
+        nmm.solve(V, Nothing(dirichlet=0.0))
+
+    with pytest.raises(ValueError, match=r"Elasticity has 2 component\(s\) but the space has 1"):
+        nmm.solve(V, nmm.Elasticity(dirichlet=jnp.zeros(2)))
+    V2 = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.5), dom, degree=1, components=2)
+    with pytest.raises(ValueError, match=r"the Dirichlet value must return a scalar or shape \(2,\)"):
+        nmm.solve(V2, nmm.Elasticity(dirichlet=lambda x: jnp.zeros(3)))
+    with pytest.raises(ValueError, match="Elasticity: no Dirichlet boundary of the displacement"):
+        nmm.solve(V2, nmm.Elasticity(dirichlet=nmm.Dirichlet(0.0, on=lambda p: p[:, 0] > 5)))
+    with pytest.raises(ValueError, match="do not fix the null space"):
+        nmm.solve(
+            V2,
+            nmm.Elasticity(dirichlet=nmm.Dirichlet(0.0, on=lambda p: p[:, 0] < 1e-9, components=(0,))),
+        )
+    with pytest.raises(ValueError, match=r"dirichlet\[0\].components: component 2 does not exist"):
+        nmm.solve(V2, nmm.Elasticity(dirichlet=nmm.Dirichlet(0.0, components=(2,))))
+    with pytest.raises(ValueError, match="nu must be in"):
+        nmm.Elasticity(nu=0.5)
+    with pytest.raises(ValueError, match="E must be positive"):
+        nmm.Elasticity(E=-1.0)
+    with pytest.raises(ValueError, match="plane must be one of"):
+        nmm.Elasticity(plane="3d")
+    with pytest.raises(ValueError, match="components must be an integer >= 1, got 0"):
+        nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.5), dom, degree=1, components=0)
+    with pytest.raises(TypeError, match="k must be a real number, an array or a callable"):
+        nmm.Poisson(k="one")
+    with pytest.raises(ValueError, match="k as a matrix must be positive definite"):
+        nmm.Poisson(k=np.array([[1.0, 0.0], [0.0, -1.0]]))
+
+
+def test_anisotropic_conductivity():
+    """k as a constant SPD matrix: u = x² − xy + 2y² has -∇·(k∇u) = -tr(k H) with H its Hessian."""
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.25, offset=(0.1, 0.05)), dom, degree=1)
+    k = np.array([[2.0, 0.5], [0.5, 1.0]])
+    ex = lambda x: x[0] ** 2 - x[0] * x[1] + 2 * x[1] ** 2  # noqa: E731
+    H = np.array([[2.0, -1.0], [-1.0, 4.0]])
+    u = nmm.solve(V, nmm.Poisson(k=k, f=-float(np.sum(k * H)), dirichlet=ex))
+    assert nmm.errors(u, ex)["max"] < 1e-10  # degree 2 is reproduced by hats × P1
