@@ -72,7 +72,8 @@ class DenseLU(eqx.Module):
             energy = jnp.where(jnp.isfinite(energy), energy, 0.0)
             return x, r, it + 1, energy, jnp.linalg.norm(r) / jnp.where(norm > 0, norm, 1.0)
 
-        init = (jnp.zeros_like(rhs), rhs, 0, jnp.asarray(jnp.inf, b.dtype), jnp.asarray(0.0, b.dtype))
+        res0 = jnp.where(jnp.isfinite(norm), 0.0, jnp.inf).astype(b.dtype)  # NaN data: reported
+        init = (jnp.zeros_like(rhs), rhs, 0, jnp.asarray(jnp.inf, b.dtype), res0)
         x, _, it, _, res = jax.lax.while_loop(cond, body, init)
         x = state.s * x
         code = jnp.where(res > _FAIL_RESIDUAL, RESULTS.residual_too_large, RESULTS.successful)

@@ -164,6 +164,9 @@ def linear_solve(operator: BlockCSR, b, solver=None, *, state=None, throw: bool 
     solver = as_solver(solver)
     if state is None:
         state = solver.init(operator)
+    # the derivative with respect to the operator is the custom rule's (through ``operator``);
+    # the state is only the factorisation it reuses
+    state = jax.tree_util.tree_map(lambda a: jax.lax.stop_gradient(a) if eqx.is_array(a) else a, state)
     x, code, res, its = _solve((operator, b), solver, state)
     cond = jax.lax.stop_gradient(state.condition)
     code, res, its = (jax.lax.stop_gradient(v) for v in (code, res, its))

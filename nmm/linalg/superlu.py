@@ -140,6 +140,8 @@ def _refine(f: _Factor, a: sp.csc_matrix, b: np.ndarray, trans: bool, opts: Supe
     rhs = f.s * b
     norm = np.linalg.norm(rhs)
     x = np.zeros_like(rhs)
+    if not np.isfinite(norm):  # reported as non-finite by _code, never solved as zero
+        return x, np.inf, 0
     r, it, res = rhs, 0, 0.0
     while norm > 0 and it < opts.max_iter:
         dx = f.lu.solve(r, trans="T" if trans else "N")

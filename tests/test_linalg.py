@@ -1,0 +1,156 @@
+"""Block operators and solver objects: products against scipy, solvers against each other,
+factorisations kept (the adjoint and repeated solves factor once), result codes per batch member."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nmm
+import nmm.linalg.superlu as superlu
+from nmm.linalg import CG, BiCGStab, DenseLU, SuperLU, linear_solve
+
+
+class Convection(nmm.Form):
+    def residual(self, x, u, du, params):
+        return jnp.array([3.0, -1.0]) @ du - 1.0, 0.2 * du
+
+
+@pytest.fixture(scope="module")
+def systems():
+    dom = nmm.Domain.polygon(
+        [(0, 0), (1, 0), (1, 1), (0, 1)], holes=[[(0.3, 0.3), (0.6, 0.35), (0.5, 0.6)]]
+    )
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.2, offset=(0.2, 0.1)), dom, degree=1)
+    sym = nmm.assemble(V, nmm.Poisson(f=1.0, dirichlet=lambda x: x[0]))
+    nonsym = nmm.assemble(V, Convection(dirichlet=0.0))
+    return V, sym, nonsym
+
+
+def test_operator_products_match_scipy(systems):
+    _, (K, _), (C, _) = systems
+    x = np.random.default_rng(0).standard_normal(K.shape[0])
+    for op in (K, C):
+        A = op.to_scipy()
+        np.testing.assert_allclose(op.mv(jnp.asarray(x)), A @ x, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(op.T.mv(jnp.asarray(x)), A.T @ x, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(op.T.to_scipy().toarray(), A.T.toarray(), rtol=1e-13, atol=1e-12)
+        np.testing.assert_allclose(op.to_dense(), A.toarray(), rtol=0, atol=1e-15)
+        np.testing.assert_allclose(op.to_bcoo() @ jnp.asarray(x), A @ x, rtol=1e-12, atol=1e-12)
+    assert K.symmetric and not C.symmetric
+    assert abs(C.to_scipy() - C.to_scipy().T).max() > 0.1
+
+
+@pytest.mark.parametrize("which", ["sym", "nonsym"])
+def test_solvers_agree(systems, which):
+    _, (K, R), (C, Rc) = systems
+    op, b = (K, -R) if which == "sym" else (C, -Rc)
+    ref = linear_solve(op, b, SuperLU()).value
+    A = op.to_scipy()
+    assert np.linalg.norm(A @ np.asarray(ref) - np.asarray(b)) <= 1e-10 * np.linalg.norm(b)
+    for solver in (DenseLU(), BiCGStab()) + ((CG(),) if which == "sym" else ()):
+        x = linear_solve(op, b, solver).value
+        # p = 1 coefficients are not unique (hats × P1 are dependent): compare A x
+        np.testing.assert_allclose(A @ np.asarray(x), np.asarray(b), rtol=0, atol=1e-8 * np.abs(b).max())
+    sol = linear_solve(op, b, SuperLU())
+    assert int(sol.result) == 0 and sol.residual < 1e-12 and sol.iterations >= 1
+    with pytest.raises(ValueError, match="CG needs a symmetric operator"):
+        if which == "nonsym":
+            linear_solve(op, b, CG())
+        else:
+            raise ValueError("CG needs a symmetric operator")
+
+
+def test_linear_solve_gradient_non_symmetric(systems):
+    """d/dθ of x(θ) = A(θ)⁻¹ b(θ) with A non-symmetric: the adjoint must solve with Aᵀ."""
+    _, _, (C, Rc) = systems
+    D = C.to_dense()
+    pick = jnp.asarray(np.random.default_rng(1).standard_normal(C.shape[0]))
+
+    def loss(t):
+        op = nmm.linalg.BlockCSR(
+            C.data * (1 + t[0]) + t[1] * jnp.eye(C.block_size), C.rows, C.cols, C.pattern
+        )
+        return pick @ linear_solve(op, -Rc * (1 + t[2]), SuperLU()).value
+
+    t = jnp.array([0.1, 0.3, -0.2])
+    g = jax.grad(loss)(t)
+    h = 1e-6
+    fd = np.array([(loss(t + h * e) - loss(t - h * e)) / (2 * h) for e in jnp.eye(3)])
+    np.testing.assert_allclose(g, fd, rtol=1e-6)
+    assert D.shape[0] == C.shape[0]
+
+
+def test_factorisation_is_kept(systems, monkeypatch):
+    """Repeated solves with one state and the adjoint of a solve factor once."""
+    V, (K, R), _ = systems
+    calls = {"n": 0}
+    real = superlu._factor
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(superlu, "_factor", counting)
+    solver = SuperLU(condition=False)
+    state = solver.init(K)
+    xs = [linear_solve(K, -R * (1 + 0.1 * i), solver, state=state).value for i in range(5)]
+    assert calls["n"] == 1
+    for i, x in enumerate(xs):  # (coefficients are not unique: check the equations)
+        np.testing.assert_allclose(K.mv(x), -R * (1 + 0.1 * i), atol=1e-10 * float(jnp.abs(R).max()))
+    # the adjoint of nmm.solve reuses the forward factorisation (one factorisation in all)
+    calls["n"] = 0
+    prob = nmm.Poisson(k=lambda x, th: th[0] + th[1] * x[0], f=1.0, dirichlet=lambda x, th: 0.0)
+    pts = jnp.array([[0.5, 0.8], [0.9, 0.1]])
+    val, grad = jax.value_and_grad(lambda th: jnp.sum(nmm.solve(V, prob, params=th)(pts) ** 2))(
+        jnp.array([1.0, 0.5])
+    )
+    assert calls["n"] == 1 and np.all(np.isfinite(grad))
+    # a dropped cache entry costs a refactorisation, never a wrong answer
+    calls["n"] = 0
+    state = solver.init(K)
+    nmm.linalg.clear_factor_cache()
+    x = linear_solve(K, -R, solver, state=state).value
+    assert calls["n"] == 2
+    np.testing.assert_allclose(K.mv(x), -R, atol=1e-10 * float(jnp.abs(R).max()))
+
+
+def test_vmap_with_one_infeasible_member(systems):
+    """throw=False: a member with k < 0 somewhere is flagged; the 15 others equal their solo solves."""
+    V, _, _ = systems
+    prob = nmm.Poisson(
+        k=lambda x, th: th[0] + th[1] * x[0], f=lambda x, th: 1.0 + x[1], dirichlet=lambda x, th: 0.0
+    )
+    pts = jnp.array([[0.5, 0.8], [0.2, 0.2], [0.75, 0.5], [0.9, 0.1]])
+    ths = (
+        jnp.stack([jnp.array([1.0 + 0.1 * i, 0.5]) for i in range(16)]).at[5].set(jnp.array([0.2, -1.0]))
+    )
+
+    def one(th):
+        u = nmm.solve(V, prob, params=th, throw=False)
+        return u(pts), u.info.result
+
+    vals, codes = jax.vmap(one)(ths)
+    assert list(np.nonzero(np.asarray(codes))[0]) == [5]
+    assert int(codes[5]) == nmm.RESULTS.not_elliptic
+    for i in range(16):
+        if i != 5:
+            np.testing.assert_array_equal(vals[i], one(ths[i])[0])
+    with pytest.raises(Exception, match="not elliptic"):
+        jax.vmap(lambda th: nmm.solve(V, prob, params=th).coeffs)(ths)
+
+
+def test_failures_are_codes_not_nans(systems):
+    _, (K, R), _ = systems
+    zero = nmm.linalg.BlockCSR(jnp.zeros_like(K.data), K.rows, K.cols, K.pattern, symmetric=True)
+    sol = linear_solve(zero, -R, SuperLU(eps=0.0), throw=False)
+    assert int(sol.result) in (nmm.RESULTS.singular, nmm.RESULTS.residual_too_large)
+    for solver in (SuperLU(), DenseLU(), CG()):  # NaN data is reported, never solved as zero
+        bad = linear_solve(K, -R.at[0].set(jnp.nan), solver, throw=False)
+        assert int(bad.result) == nmm.RESULTS.nonfinite, solver
+    with pytest.raises(Exception, match="non-finite"):
+        linear_solve(K, -R.at[0].set(jnp.nan), SuperLU())
+    with pytest.raises(ValueError, match=r"b must have shape \("):
+        linear_solve(K, jnp.zeros(3))
+    with pytest.raises(TypeError, match="solver must be"):
+        linear_solve(K, -R, solver=42)
