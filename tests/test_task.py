@@ -103,3 +103,61 @@ def test_bad_input(space):
         Task.poisson(nmm.Poisson(f=1.0, dirichlet=0.0), space, boundary_weight=-1.0)
     with pytest.raises(ValueError, match="no exact solution"):
         Task.poisson(nmm.Poisson(f=1.0, dirichlet=0.0), space).errors(EXACT)
+
+
+def test_vector_form_task_is_the_solver_functional():
+    """Elasticity (a vector form) on the same functional: the Ritz task is stationary at the NMM
+    solution, its errors are nmm.errors, and the PINN residual vanishes at the exact field."""
+    th = np.linspace(0, 2 * np.pi, 33)[:-1]
+    hole = np.c_[0.7 + 0.2 * np.cos(th), 0.5 + 0.2 * np.sin(th)]
+    dom = nmm.Domain.polygon([(0, 0), (2, 0), (2, 1), (0, 1)], holes=[hole])
+    V = nmm.ManifoldSpace(
+        nmm.MathCover.triangles(dom, 0.3, offset=(0.31, 0.17)), dom, degree=1, components=2
+    )
+    ex = lambda x: jnp.array([jnp.sin(x[0]) * x[1], jnp.cos(x[1]) + 0.1 * x[0] ** 2])  # noqa: E731
+    plain = nmm.Elasticity(E=100.0, nu=0.3)
+
+    def body(x):
+        sig = lambda y: plain.stress(y, jax.jacfwd(ex)(y), None)  # noqa: E731
+        return -jnp.einsum("ijj->i", jax.jacfwd(sig)(x))
+
+    traction = lambda x, n: plain.stress(x, jax.jacfwd(ex)(x), None) @ n  # noqa: E731
+    form = nmm.Elasticity(
+        E=100.0,
+        nu=0.3,
+        body_force=body,
+        dirichlet=nmm.Dirichlet(ex, on=lambda p: p[:, 0] < 1e-9),
+        neumann=traction,
+    )
+    u = nmm.solve(V, form)
+    task = Task.pde(form, V, exact=ex)
+
+    def loss_of(c):
+        return task.field_loss(nmm.Field(V, c, u.info))
+
+    assert np.linalg.norm(jax.grad(loss_of)(u.coeffs)) <= 1e-10 * np.linalg.norm(
+        jax.grad(loss_of)(jnp.zeros_like(u.coeffs))
+    )
+    mine, ref = task.errors(lambda x: u(x[None])[0]), nmm.errors(u, ex)
+    assert np.isclose(mine["L2"], ref["L2"], rtol=1e-10) and np.isclose(
+        mine["H1"], ref["H1"], rtol=1e-10
+    )
+    pinn = Task.pde(form, V, functional="pinn")
+    assert abs(float(pinn.loss(ex))) < 1e-20
+    assert float(pinn.loss(lambda x: ex(x) + 0.01 * x[0] ** 2)) > 1e-4
+
+
+def test_functional_values_against_closed_forms(space):
+    """The fit functional is ½ ∫ (u − f)²: a unit shift costs half the area. A constant shift of
+    the exact solution leaves the PINN interior residual at zero and costs ½ λ ∫_Γ 0.1² on the
+    Dirichlet boundary, in proportion to the boundary weight λ."""
+    area = space.domain.measure
+    fit = Task.fit(EXACT, space)
+    np.testing.assert_allclose(float(fit.loss(lambda x: EXACT(x) + 1.0)), 0.5 * area, rtol=1e-12)
+    prob = nmm.Poisson(**_data(EXACT, K))  # Dirichlet on all of ∂Ω (the outer square, the hole)
+    shifted = lambda x: EXACT(x) + 0.1  # noqa: E731
+    one = float(Task.poisson(prob, space, form="pinn").loss(shifted))
+    three = float(Task.poisson(prob, space, form="pinn", boundary_weight=3.0).loss(shifted))
+    perimeter = 4.0 + 2 * np.pi * 0.2  # the 24-gon's perimeter is within 0.3 % of the circle's
+    np.testing.assert_allclose(one, 0.5 * 0.01 * perimeter, rtol=5e-3)
+    np.testing.assert_allclose(three, 3 * one, rtol=1e-12)
