@@ -10,11 +10,16 @@ What is measured (seconds, wall clock):
 * compile: nmm only: first call of each jitted function minus the steady-state call; and, as a
   noise-free cross-check, trace + lower + XLA compile alone after ``jax.clear_caches()`` ([AOT]).
   scikit-fem has no JIT (0).
-* assembly: nmm ``poisson_system`` (volume + Nitsche boundary terms, jitted) plus the host-side
-  boundary masks; scikit-fem ``BilinearForm``/``LinearForm`` assembly, boundary DOFs and values,
-  and ``condense`` (strong Dirichlet conditions).
-* solve: nmm ``linalg.solve_blocks`` (block -> CSC, unit-diagonal scaling, SuperLU, iterative
-  refinement; or JAX CG); scikit-fem ``skfem.solve`` with the named solver.
+* assembly: nmm host-side boundary masks (``nmm.drivers.boundary_data``) plus the jitted
+  autodiff assembly of the ``nmm.Poisson`` weak form (``nmm.drivers._assemble_jit``: volume +
+  Nitsche boundary terms, returns ``(K, R)``; the system is K x = -R), i.e. ``nmm.assemble``
+  without its input checks; scikit-fem ``BilinearForm``/``LinearForm`` assembly, boundary DOFs
+  and values, and ``condense`` (strong Dirichlet conditions).
+* solve: nmm ``linalg.linear_solve`` under ``eqx.filter_jit`` with
+  ``linalg.SuperLU(condition=False)`` (block -> CSC, unit-diagonal scaling, SuperLU, iterative
+  refinement; the 1-norm condition estimate, on by default in ``nmm.solve``, is turned off: it
+  costs extra solves nobody asked for here) or ``linalg.CG(rtol=1e-10, max_iter=20000)`` (JAX
+  CG + block-Jacobi); scikit-fem ``skfem.solve`` with the named solver.
 * total = geometry + assembly + solve, steady state; "incl. compile" adds the compile time.
 * error: relative L2 error ||u - u_exact|| / ||u_exact|| (not timed).
 
@@ -63,7 +68,8 @@ SKFEM_SOLVERS = {
     "pcg_ilu": "solver_iter_pcg(M=build_pc_ilu(A), rtol=1e-10) (scipy CG + ILU)",
 }
 NMM_SOLVERS = {
-    "direct": "nmm direct: SuperLU (MMD_AT_PLUS_A, symmetric mode) + iterative refinement",
+    "direct": "nmm direct: SuperLU (MMD_AT_PLUS_A, symmetric mode) + iterative refinement, "
+    "no condition estimate",
     "cg": "nmm cg: JAX CG + block-Jacobi, rtol=1e-10",
 }
 
@@ -170,21 +176,23 @@ def run_nmm(n: int, p: int, solver: str, reps: int, e2e: bool) -> dict:
     """One nmm solve on an n×n-square triangle cover with cover functions of order p."""
     import equinox as eqx
     import jax
-    import jax.numpy as jnp
 
     import nmm
-    from nmm.assembly import poisson_system
-    from nmm.linalg import solve_blocks
-    from nmm.solve import boundary_masks
+    from nmm.drivers import _assemble_jit, boundary_data
 
     exact, source = _jax_problem()
     dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
     prob = nmm.Poisson(k=1.0, f=source, dirichlet=exact)
     if solver == "direct":
         # condition=False: the condition estimate costs extra solves that nobody asked for here
-        opts = nmm.SolverOptions(condition=False)
+        lin = nmm.linalg.SuperLU(condition=False)
     else:
-        opts = nmm.SolverOptions(method="cg", rtol=1e-10, max_iter=20000)
+        lin = nmm.linalg.CG(rtol=1e-10, max_iter=20000)
+
+    def solve_system(K, R, lin):
+        # K x = -R; only x and the stats leave the jitted function (the state would copy K out)
+        sol = nmm.linalg.linear_solve(K, -R, lin)
+        return sol.value, sol.stats
 
     # geometry: built `reps` times; the jitted functions below are then given the last space only
     # (a new space is a new static HostData, which would retrace and recompile)
@@ -195,23 +203,25 @@ def run_nmm(n: int, p: int, solver: str, reps: int, e2e: bool) -> dict:
             space = nmm.ManifoldSpace(mc, dom, degree=p)
         del mc
 
-    assemble = eqx.filter_jit(poisson_system)
-    lin_solve = eqx.filter_jit(solve_blocks)
+    lin_solve = eqx.filter_jit(solve_system)
     for _ in range(max(reps, 2)):  # at least: one compile call, one steady-state call
         with clock("assembly"):
-            dmask, nmask = (jnp.asarray(m) for m in boundary_masks(space, prob))
-            data, rhs = jax.block_until_ready(assemble(space, prob, None, dmask, nmask))
+            bd = boundary_data(space, prob)
+            K, R = jax.block_until_ready(_assemble_jit(space, prob, None, bd, None))
         with clock("solve"):
-            x, stats = jax.block_until_ready(lin_solve(space, data, rhs, opts))
+            x, stats = jax.block_until_ready(lin_solve(K, R, lin))
+        # SuperLU keeps each factorisation in nmm's factor cache (up to 4 GiB) after its state is
+        # gone; drop them (untimed) so that peak RSS is that of one solve, as before the cache
+        nmm.linalg.clear_factor_cache()
 
     # Cross-check of the compile time, independent of run-to-run noise (which at 1e6 unknowns
     # can exceed the compile time itself): drop JAX's caches, then trace + lower + compile only.
     jax.clear_caches()
     t0 = time.perf_counter()
-    eqx.filter_jit(poisson_system).lower(space, prob, None, dmask, nmask).compile()
-    eqx.filter_jit(solve_blocks).lower(space, data, rhs, opts).compile()
+    _assemble_jit.lower(space, prob, None, bd, None).compile()
+    eqx.filter_jit(solve_system).lower(K, R, lin).compile()
     aot = time.perf_counter() - t0
-    del data, rhs
+    del K, R
 
     field = nmm.Field(space, x, stats)
     err = nmm.errors(field, exact)
@@ -237,10 +247,11 @@ def run_nmm(n: int, p: int, solver: str, reps: int, e2e: bool) -> dict:
     }
     if e2e:
         # sanity check that the split above costs what nmm.solve costs: steady-state nmm.solve
-        nmm.solve(space, prob, solver=opts).coeffs.block_until_ready()
+        nmm.solve(space, prob, solver=lin).coeffs.block_until_ready()
         t0 = time.perf_counter()
-        nmm.solve(space, prob, solver=opts).coeffs.block_until_ready()
+        nmm.solve(space, prob, solver=lin).coeffs.block_until_ready()
         out["e2e_nmm_solve_s"] = time.perf_counter() - t0
+        nmm.linalg.clear_factor_cache()
     return out
 
 

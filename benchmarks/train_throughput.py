@@ -244,8 +244,16 @@ def run_modes(net, task, steps: int, chunk: int, repeats: int) -> dict[str, dict
     return best
 
 
-def measure(problem: str, task, activation: str, depth: int, steps: int, chunk: int,
-            repeats: int = 1, seed: int = 0) -> list[dict]:
+def measure(
+    problem: str,
+    task,
+    activation: str,
+    depth: int,
+    steps: int,
+    chunk: int,
+    repeats: int = 1,
+    seed: int = 0,
+) -> list[dict]:
     """Rows (scan, loop, loop+log) of one (problem, network) case, from the same initial net."""
     net = nmm_nn.MLP(task.dim, "scalar", WIDTH, depth, activation, key=jr.PRNGKey(seed))
     base = {
@@ -265,21 +273,23 @@ def measure(problem: str, task, activation: str, depth: int, steps: int, chunk: 
     rows = []
     for mode, r in runs.items():
         final = float(_final_loss(r["net"], task))
-        rows.append({
-            **base,
-            "mode": mode,
-            "compile_s": r["compile_s"],
-            "run_s": r["run_s"],
-            "steps_per_s": steps / r["run_s"],
-            "all_run_s": r["all_run_s"],
-            "all_compile_s": r["all_compile_s"],
-            "user_s": r["user_s"],
-            "sys_s": r["sys_s"],
-            "minor_faults": r["minor_faults"],
-            "final_loss": final,
-            "rel_diff_loss_vs_scan": rel_diff(final, ref_loss),
-            "max_param_diff_vs_scan": max_param_diff(r["net"], ref_net),
-        })
+        rows.append(
+            {
+                **base,
+                "mode": mode,
+                "compile_s": r["compile_s"],
+                "run_s": r["run_s"],
+                "steps_per_s": steps / r["run_s"],
+                "all_run_s": r["all_run_s"],
+                "all_compile_s": r["all_compile_s"],
+                "user_s": r["user_s"],
+                "sys_s": r["sys_s"],
+                "minor_faults": r["minor_faults"],
+                "final_loss": final,
+                "rel_diff_loss_vs_scan": rel_diff(final, ref_loss),
+                "max_param_diff_vs_scan": max_param_diff(r["net"], ref_net),
+            }
+        )
     scan_rate = rows[0]["steps_per_s"]
     for row in rows:
         row["scan_speedup"] = scan_rate / row["steps_per_s"]
@@ -291,8 +301,9 @@ def check_equal_work(rows: list[dict], tol: float) -> None:
     bad = [r for r in rows if r["rel_diff_loss_vs_scan"] > tol]
     if bad:
         lines = [f"{r['problem']} {r['net']} {r['mode']}: {r['rel_diff_loss_vs_scan']:.2e}" for r in bad]
-        raise AssertionError(f"final losses differ from the scan path by more than {tol:g}:\n"
-                             + "\n".join(lines))
+        raise AssertionError(
+            f"final losses differ from the scan path by more than {tol:g}:\n" + "\n".join(lines)
+        )
 
 
 # ================================================================================ output
@@ -316,15 +327,42 @@ def markdown(headers: list[str], rows: list[list]) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    headers = ["problem", "net", "params", "points", "steps", "mode", "compile s", "run s", "steps/s",
-               "scan speed-up", "sys CPU s", "step temp MiB", "rel. diff. final loss"]
+    headers = [
+        "problem",
+        "net",
+        "params",
+        "points",
+        "steps",
+        "mode",
+        "compile s",
+        "run s",
+        "steps/s",
+        "scan speed-up",
+        "sys CPU s",
+        "step temp MiB",
+        "rel. diff. final loss",
+    ]
     body = []
     for r in rows:
         speed = "—" if r["mode"] == "scan" else f"{r['scan_speedup']:.2f}x"
         diff = "ref." if r["mode"] == "scan" else f"{r['rel_diff_loss_vs_scan']:.1e}"
-        body.append([r["problem"], r["net"], r["params"], r["points"], r["steps"], r["mode"],
-                     r["compile_s"], r["run_s"], r["steps_per_s"], speed, r["sys_s"],
-                     f"{r['step_temp_mb']:.1f}", diff])
+        body.append(
+            [
+                r["problem"],
+                r["net"],
+                r["params"],
+                r["points"],
+                r["steps"],
+                r["mode"],
+                r["compile_s"],
+                r["run_s"],
+                r["steps_per_s"],
+                speed,
+                r["sys_s"],
+                f"{r['step_temp_mb']:.1f}",
+                diff,
+            ]
+        )
     return markdown(headers, body)
 
 
@@ -364,8 +402,9 @@ def machine_info() -> dict:
 def _git_head() -> str:
     root = Path(__file__).resolve().parents[1]
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -376,14 +415,26 @@ def _git_head() -> str:
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="200 steps, 64x3 tanh and relu only")
-    ap.add_argument("--steps", type=int, default=None,
-                    help="Adam steps per run, all problems (default: 2000 fit1d, 400 poisson2d, "
-                    "200 PINN; quick: 200 fit1d, 100 poisson2d)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="Adam steps per run, all problems (default: 2000 fit1d, 400 poisson2d, "
+        "200 PINN; quick: 200 fit1d, 100 poisson2d)",
+    )
     ap.add_argument("--chunk", type=int, default=200, help="steps per lax.scan call of the scan path")
-    ap.add_argument("--repeats", type=int, default=1,
-                    help="runs of each mode, interleaved; the fastest is reported (default 1)")
-    ap.add_argument("--tol", type=float, default=1e-8,
-                    help="largest relative difference of the final losses (scan vs loop)")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="runs of each mode, interleaved; the fastest is reported (default 1)",
+    )
+    ap.add_argument(
+        "--tol",
+        type=float,
+        default=1e-8,
+        help="largest relative difference of the final losses (scan vs loop)",
+    )
     ap.add_argument("--out", default=None, help="write the raw results as JSON to this path")
     args = ap.parse_args(argv)
     if (args.steps is not None and args.steps < 1) or args.chunk < 1 or args.repeats < 1:
@@ -398,27 +449,41 @@ def main(argv=None) -> None:
     for problem, task, activation, depth, steps in cases(args.quick, args.steps):
         case_rows = measure(problem, task, activation, depth, steps, args.chunk, args.repeats)
         for r in case_rows:
-            print(f"  {r['problem']:15s} {r['net']:10s} {r['mode']:9s} compile {r['compile_s']:6.2f} s  "
-                  f"run {r['run_s']:7.2f} s  {r['steps_per_s']:8.1f} steps/s  "
-                  f"rel. diff. {r['rel_diff_loss_vs_scan']:.1e}", file=sys.stderr, flush=True)
+            print(
+                f"  {r['problem']:15s} {r['net']:10s} {r['mode']:9s} compile {r['compile_s']:6.2f} s  "
+                f"run {r['run_s']:7.2f} s  {r['steps_per_s']:8.1f} steps/s  "
+                f"rel. diff. {r['rel_diff_loss_vs_scan']:.1e}",
+                file=sys.stderr,
+                flush=True,
+            )
         rows += case_rows
     wall = time.perf_counter() - t_start
     info = machine_info()
-    print(f"# Training throughput: Adam {LEARNING_RATE:g}, scan chunk {args.chunk} "
-          f"(jax {info['jax']}, {info['backend']}, {info['cpu_count']} CPUs)\n")
+    print(
+        f"# Training throughput: Adam {LEARNING_RATE:g}, scan chunk {args.chunk} "
+        f"(jax {info['jax']}, {info['backend']}, {info['cpu_count']} CPUs)\n"
+    )
     print("\n".join(f"- {note}" for note in NOTES) + "\n")
     print(table(rows))
     worst = max(r["rel_diff_loss_vs_scan"] for r in rows)
-    print(f"\nLargest relative difference of the final loss, loop vs scan: {worst:.1e} "
-          f"(tolerance {args.tol:g})")
+    print(
+        f"\nLargest relative difference of the final loss, loop vs scan: {worst:.1e} "
+        f"(tolerance {args.tol:g})"
+    )
     print(f"Total benchmark wall time: {wall:.0f} s")
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "wall_s": wall,
-                "learning_rate": LEARNING_RATE, "steps_option": args.steps, "chunk": args.chunk,
-                "repeats": args.repeats,
-                "loadavg_end": os.getloadavg(), **info}
+        meta = {
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "wall_s": wall,
+            "learning_rate": LEARNING_RATE,
+            "steps_option": args.steps,
+            "chunk": args.chunk,
+            "repeats": args.repeats,
+            "loadavg_end": os.getloadavg(),
+            **info,
+        }
         out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
         print(f"Wrote {out}")
     check_equal_work(rows, args.tol)
