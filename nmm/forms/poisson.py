@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .base import Form
+from .boundary import Neumann
 from .data import check, is_concrete_number, value
 
 
@@ -36,7 +37,11 @@ class Poisson(Form):
     def __check_init__(self):
         for name in ("k", "c", "f"):
             check(getattr(self, name), name, allow_none=False)
-        if self.neumann is not None and not callable(self.neumann) and np.ndim(self.neumann) == 0:
+        if (
+            self.neumann is not None
+            and not callable(self.neumann)
+            and not isinstance(self.neumann, Neumann | list | tuple)
+        ):
             raise TypeError(f"neumann must be a callable h(x, n), got {type(self.neumann).__name__}")
         if is_concrete_number(self.k) and self.k <= 0:
             raise ValueError(f"k must be positive, got {self.k!r}")
