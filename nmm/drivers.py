@@ -25,7 +25,7 @@ from .forms.base import Form
 from .forms.fit import L2Fit
 from .kernels import bind
 from .linalg.results import RESULTS, worst
-from .linalg.solve import as_solver, linear_solve, raise_if_failed
+from .linalg.solve import as_solver, linear_solve, raise_if_failed, solve_with
 from .locate import find
 from .nonlinear import Newton, newton
 from .space import ManifoldSpace
@@ -65,11 +65,12 @@ def _codes(R0, K, ok):
     )
 
 
-def _forward(kern, space, bd, quad, solver, opts, x0):
+def _forward(kern, space, bd, quad, solver, opts, x0, keep):
+    """The solve; ``keep``: keep the factorisation for the adjoint (else it is freed)."""
     if kern.linear:
         R0, K, ok = _assemble(space, kern, bd, None, quad)
         state = solver.init(K)
-        x, code, res, its = solver.solve(state, -R0)
+        x, code, res, its = solve_with(solver.solve, state, -R0, last=not keep)
         info = SolveInfo(
             worst(_codes(R0, K, ok), code),
             res,
@@ -87,7 +88,7 @@ def _forward(kern, space, bd, quad, solver, opts, x0):
         return _assemble(space, kern, bd, x, quad)
 
     x0 = jnp.zeros((space.n_dofs,)) if x0 is None else x0
-    x, state, out = newton(residual, tangent, x0, solver, opts)
+    x, state, out = newton(residual, tangent, x0, solver, opts, keep=keep)
     info = SolveInfo(
         out["result"], out["residual"], out["iterations"], state.condition, out["steps"], out["history"]
     )
@@ -96,13 +97,13 @@ def _forward(kern, space, bd, quad, solver, opts, x0):
 
 @eqx.filter_custom_vjp
 def _implicit(kern, space, bd, quad, solver, opts, x0):
-    x, info, _ = _forward(kern, space, bd, quad, solver, opts, x0)
+    x, info, _ = _forward(kern, space, bd, quad, solver, opts, x0, keep=False)
     return x, info
 
 
 @_implicit.def_fwd
 def _implicit_fwd(perturbed, kern, space, bd, quad, solver, opts, x0):
-    x, info, state = _forward(kern, space, bd, quad, solver, opts, x0)
+    x, info, state = _forward(kern, space, bd, quad, solver, opts, x0, keep=True)
     return (x, info), (x, state)
 
 
@@ -113,10 +114,10 @@ def _implicit_bwd(res, grad_obj, perturbed, kern, space, bd, quad, solver, opts,
     if gx is None:
         return jax.tree_util.tree_map(lambda _: None, kern)
     if kern.linear:
-        lam, *_ = solver.transpose_solve(state, gx)
+        lam, *_ = solve_with(solver.transpose_solve, state, gx, last=True)
     else:  # the last factorisation, refined against the Jacobian at the solution
         _, K, _ = _assemble(space, kern, bd, x, quad)
-        lam, *_ = solver.transpose_solve(state, gx, K)
+        lam, *_ = solve_with(solver.transpose_solve, state, gx, K, last=True)
 
     def residual(k):
         return _assemble(space, k, bd, jax.lax.stop_gradient(x), quad, matrix=False)
@@ -179,6 +180,7 @@ def solve(
         x0 = jnp.asarray(x0, dtype=float)
         if x0.shape != (space.n_dofs,):
             raise ValueError(f"x0 must have shape ({space.n_dofs},), got {x0.shape}")
+    problem.check_data(params)
     bd = boundary_data(space, problem)
     x, info = _solve(space, problem, params, bd, None, solver, opts, x0, bool(throw))
     return Field(space, x, info)
@@ -190,6 +192,7 @@ def assemble(space: ManifoldSpace, problem: Form, params=None, state=None):
     where a linear problem reads K x = −R)."""
     _check_space(space)
     _check_form(space, problem)
+    problem.check_data(params)
     bd = boundary_data(space, problem)
     if state is not None:
         state = jnp.asarray(state, dtype=float)
@@ -222,6 +225,7 @@ def fit(space: ManifoldSpace, target, params=None, solver=None, *, throw: bool =
     solver = as_solver(solver)
     if callable(target):
         form = L2Fit(target, components=space.components)
+        form.check_data(params)
         bd = boundary_data(space, form)
         x, info = _solve(space, form, params, bd, None, solver, Newton(), None, bool(throw))
         return Field(space, x, info)

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from .linalg.results import RESULTS, worst
+from .linalg.solve import init_state, solve_with
 
 
 class Newton(eqx.Module):
@@ -49,7 +50,7 @@ class Newton(eqx.Module):
             )
 
 
-def newton(residual, tangent, x0, solver, opts: Newton):
+def newton(residual, tangent, x0, solver, opts: Newton, keep: bool = True):
     """Solve R(x) = 0.
 
     Args:
@@ -57,6 +58,8 @@ def newton(residual, tangent, x0, solver, opts: Newton):
         tangent: ``x -> (R, K: BlockCSR, ok: bool)``.
         x0: initial guess.
         solver: a linear solver object.
+        keep: keep the last factorisation (for the adjoint); otherwise every factorisation is
+            freed after its last use.
 
     Returns:
         ``x, state`` (the last factorisation), and a dict with ``result``, ``residual`` and
@@ -86,10 +89,12 @@ def newton(residual, tangent, x0, solver, opts: Newton):
 
         def new_state(_):
             _, K, ok_ = tangent(x)
-            return solver.init(K), ok_
+            return init_state(solver, K, release=state), ok_
 
         state, ok = jax.lax.cond(refactor, new_state, lambda _: (state, ok), None)
-        dx, lcode, lres, lits = solver.solve(state, -R)
+        # with a factorisation per step, each is used once: free it unless the adjoint needs it
+        last = (not keep) and opts.refactor_every == 1
+        dx, lcode, lres, lits = solve_with(solver.solve, state, -R, last=last)
         dx = jnp.where(jnp.isfinite(dx), dx, 0.0)
 
         def decreased(a, rn_new):
@@ -127,10 +132,10 @@ def newton(residual, tangent, x0, solver, opts: Newton):
             jnp.where(failed & ~done, RESULTS.line_search_failed, RESULTS.successful),
         )
         # a failed step keeps the last good iterate: never a NaN
-        keep = failed & ~done
-        x_new = jnp.where(keep, x, x1)
-        R_new = jnp.where(keep, R, R1)
-        r_new = jnp.where(keep, rn, r1)
+        stay = failed & ~done
+        x_new = jnp.where(stay, x, x1)
+        R_new = jnp.where(stay, R, R1)
+        r_new = jnp.where(stay, rn, r1)
         hist = hist.at[k + 1].set(r_new)
         return k + 1, x_new, R_new, r_new, state, hist, code, done, ok, lres, lits
 

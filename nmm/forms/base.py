@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .boundary import BCS, Dirichlet, Neumann
-from .data import check
+from .data import check, check_signature
 
 
 def _check_bc_data(value, name: str, cls) -> None:
@@ -47,6 +47,8 @@ class Form(eqx.Module):
 
     Class attributes a subclass may set:
         components: unknowns per point (1: scalar field; ``dim`` for elasticity).
+        data_fields: names of fields holding point data ``fn(x)`` / ``fn(x, params)`` (their
+            signatures are checked before a solve; boundary data are always checked).
         linear: ``True``/``False``, or ``None`` (default) to detect it from the form's jaxpr.
         symmetric: whether the tangent is symmetric; ``None``: True for energy forms.
         elliptic: check the tangent's diagonal at every quadrature point (positive diffusion
@@ -63,6 +65,7 @@ class Form(eqx.Module):
     penalty: float | None = eqx.field(default=None, static=True, kw_only=True)
 
     components: ClassVar[int] = 1
+    data_fields: ClassVar[tuple[str, ...]] = ()
     linear: ClassVar[bool | None] = None
     symmetric: ClassVar[bool | None] = None
     elliptic: ClassVar[bool] = True
@@ -117,6 +120,19 @@ class Form(eqx.Module):
         return {}
 
     # ------------------------------------------------------------------ engine-facing
+
+    def check_data(self, params) -> None:
+        """Check, before tracing, that every callable datum accepts what it will be given."""
+        from .boundary import dirichlet_conditions, neumann_conditions
+
+        name = type(self).__name__
+        for field in type(self).data_fields:
+            check_signature(getattr(self, field), f"{name}.{field}", params)
+        for i, d in enumerate(dirichlet_conditions(self)):
+            check_signature(d.value, f"{name}.dirichlet" + (f"[{i}]" if i else ""), params)
+        for i, c in enumerate(neumann_conditions(self)):
+            check_signature(c.value, f"{name}.neumann" + (f"[{i}]" if i else ""), params, True)
+        check_signature(self.crack_neumann, f"{name}.crack_neumann", params, True)
 
     @property
     def is_variational(self) -> bool:

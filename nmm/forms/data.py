@@ -11,6 +11,8 @@ with the point alone: their parameters are their own leaves.
 
 from __future__ import annotations
 
+import inspect
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -55,3 +57,26 @@ def check(data, name: str, allow_none: bool = True) -> None:
         raise TypeError(f"{name} must be a real number, an array or a callable of x, got {data!r}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got {data!r}")
+
+
+def check_signature(data, where: str, params, with_normal: bool = False) -> None:
+    """A plain callable must accept the arguments the engine passes: ``(x)`` or ``(x, params)``
+    (``(x, n)`` / ``(x, n, params)`` for fluxes). Checked before tracing, naming the datum."""
+    if data is None or not callable(data) or isinstance(data, eqx.Module):
+        return
+    args = ["x", "n"] if with_normal else ["x"]
+    if params is not None:
+        args.append("params")
+    try:
+        inspect.signature(data).bind(*args)
+    except TypeError as err:
+        call = f"{where}({', '.join(args)})"
+        hint = (
+            " (with params=..., every data callable takes params as its last argument, even "
+            "when it does not use it)"
+            if params is not None
+            else ""
+        )
+        raise TypeError(f"{where} is called as {call}, but {err}{hint}") from None
+    except ValueError:  # builtins without a signature: let the call decide
+        return

@@ -38,6 +38,7 @@ class Elasticity(Form):
     plane: str = eqx.field(static=True, default="strain")
 
     components = 2
+    data_fields = ("E", "nu", "body_force")
 
     def __check_init__(self):
         check(self.E, "E", allow_none=False)

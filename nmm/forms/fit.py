@@ -22,6 +22,7 @@ class L2Fit(Form):
     target: Any = 0.0
     components: int = eqx.field(static=True, default=1, kw_only=True)
 
+    data_fields = ("target",)
     elliptic = False  # a mass matrix has no diffusion to check
 
     def __check_init__(self):

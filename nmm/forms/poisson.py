@@ -34,6 +34,8 @@ class Poisson(Form):
     c: Any = 0.0
     f: Any = 0.0
 
+    data_fields = ("k", "c", "f")
+
     def __check_init__(self):
         for name in ("k", "c", "f"):
             check(getattr(self, name), name, allow_none=False)

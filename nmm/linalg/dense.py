@@ -34,7 +34,7 @@ class DenseLU(eqx.Module):
     max_iter: int = eqx.field(static=True, default=20)
     condition: bool = eqx.field(static=True, default=False)
 
-    def init(self, operator: BlockCSR) -> DenseLUState:
+    def init(self, operator: BlockCSR, release=None) -> DenseLUState:
         a = operator.to_dense()
         d = jnp.abs(jnp.diagonal(a))
         s = 1.0 / jnp.sqrt(jnp.where(d > 0, d, 1.0))
@@ -81,8 +81,8 @@ class DenseLU(eqx.Module):
         code = jnp.where(state.result != RESULTS.successful, state.result, code).astype(jnp.int32)
         return x, code, res, jnp.asarray(it, b.dtype)
 
-    def solve(self, state: DenseLUState, b, operator: BlockCSR | None = None):
+    def solve(self, state: DenseLUState, b, operator: BlockCSR | None = None, *, last=False):
         return self._run(state, b, operator, False)
 
-    def transpose_solve(self, state: DenseLUState, b, operator: BlockCSR | None = None):
+    def transpose_solve(self, state: DenseLUState, b, operator: BlockCSR | None = None, *, last=False):
         return self._run(state, b, operator, True)

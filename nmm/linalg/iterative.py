@@ -105,7 +105,7 @@ class CG(eqx.Module):
         if self.max_iter is not None and (int(self.max_iter) != self.max_iter or self.max_iter < 1):
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
 
-    def init(self, operator: BlockCSR) -> JacobiState:
+    def init(self, operator: BlockCSR, release=None) -> JacobiState:
         if not operator.symmetric:
             raise ValueError(
                 "solver: CG needs a symmetric operator and this form is not symmetric; use "
@@ -113,7 +113,7 @@ class CG(eqx.Module):
             )
         return _jacobi(operator, self.eps)
 
-    def solve(self, state: JacobiState, b, operator: BlockCSR | None = None):
+    def solve(self, state: JacobiState, b, operator: BlockCSR | None = None, *, last=False):
         op = state.operator if operator is None else operator
         max_iter = self.max_iter or int(20 * b.shape[-1] ** 0.5) + 1000
         x, k = _pcg(op.mv, _precond(state, False), b, self.rtol, max_iter)
@@ -121,7 +121,7 @@ class CG(eqx.Module):
         dtype = b.dtype
         return x, _code(x, res, k >= max_iter), res, k.astype(dtype)
 
-    def transpose_solve(self, state: JacobiState, b, operator: BlockCSR | None = None):
+    def transpose_solve(self, state: JacobiState, b, operator: BlockCSR | None = None, *, last=False):
         return self.solve(state, b, operator)  # symmetric
 
 
@@ -133,7 +133,7 @@ class BiCGStab(eqx.Module):
     max_iter: int | None = eqx.field(static=True, default=None)
     eps: float = eqx.field(static=True, default=1e-12)
 
-    def init(self, operator: BlockCSR) -> JacobiState:
+    def init(self, operator: BlockCSR, release=None) -> JacobiState:
         return _jacobi(operator, self.eps)
 
     def _run(self, state, b, operator, trans):
@@ -146,8 +146,8 @@ class BiCGStab(eqx.Module):
         res = _residual(op.mv, x, b)
         return x, _code(x, res, jnp.asarray(False)), res, jnp.asarray(-1.0, b.dtype)
 
-    def solve(self, state: JacobiState, b, operator: BlockCSR | None = None):
+    def solve(self, state: JacobiState, b, operator: BlockCSR | None = None, *, last=False):
         return self._run(state, b, operator, False)
 
-    def transpose_solve(self, state: JacobiState, b, operator: BlockCSR | None = None):
+    def transpose_solve(self, state: JacobiState, b, operator: BlockCSR | None = None, *, last=False):
         return self._run(state, b, operator, True)

@@ -8,6 +8,8 @@ member instead of raising.
 
 from __future__ import annotations
 
+import inspect
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -102,6 +104,30 @@ class Solution(eqx.Module):
     def stats(self):
         """``[residual, iterations, condition]`` (the layout of ``Field.stats``)."""
         return jnp.stack([self.residual, self.iterations, self.condition], axis=-1)
+
+
+def _accepts(method, name: str) -> bool:
+    try:
+        return name in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def init_state(solver, operator, release=None):
+    """``solver.init(operator)``, telling solvers that keep host resources which state the new
+    one replaces (user solvers without a ``release`` argument are called plainly)."""
+    if release is not None and _accepts(solver.init, "release"):
+        return solver.init(operator, release=release)
+    return solver.init(operator)
+
+
+def solve_with(method, state, b, operator=None, last: bool = False):
+    """``solver.solve`` / ``transpose_solve`` with the optional ``operator`` and ``last``
+    (the state's last use: a solver may free its factorisation)."""
+    kwargs = {"last": True} if last and _accepts(method, "last") else {}
+    if operator is not None:
+        return method(state, b, operator, **kwargs)
+    return method(state, b, **kwargs)
 
 
 def raise_if_failed(x, result):

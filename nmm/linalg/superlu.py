@@ -71,6 +71,11 @@ class _FactorCache:
                 total -= old.nbytes
             return h
 
+    def drop(self, handles) -> None:
+        with self._lock:
+            for h in np.unique(np.asarray(handles)).tolist():
+                self._entries.pop(int(h), None)
+
     def get(self, h: int) -> _Factor | None:
         with self._lock:
             f = self._entries.get(int(h))
@@ -84,8 +89,8 @@ class _FactorCache:
 
 
 FACTORS = _FactorCache(
-    max_entries=int(os.environ.get("NMM_FACTOR_CACHE_ENTRIES", "64")),
-    max_bytes=int(float(os.environ.get("NMM_FACTOR_CACHE_MB", "4096")) * 2**20),
+    max_entries=int(os.environ.get("NMM_FACTOR_CACHE_ENTRIES", "16")),
+    max_bytes=int(float(os.environ.get("NMM_FACTOR_CACHE_MB", "2048")) * 2**20),
 )
 
 
@@ -126,7 +131,9 @@ def _factor(a: sp.csc_matrix, symmetric: bool, opts: SuperLU) -> _Factor:
             (n, n), matvec=lu.solve, rmatvec=lambda v: lu.solve(v, trans="T"), dtype=float
         )
         cond = float(spla.onenormest(a) * spla.onenormest(inv))
-    nbytes = (lu.L.nnz + lu.U.nnz) * 12 + a.nnz * 12
+    # supernodal L + U (values and indices) and the scaled matrix kept for refinement; lu.nnz,
+    # not lu.L / lu.U, which would build copies of the factors
+    nbytes = lu.nnz * 20 + a.nnz * 16
     return _Factor(lu, s, a, cond, nbytes)
 
 
@@ -186,7 +193,9 @@ def _try_factor(data, pattern, transposed, symmetric, opts):
         return None, RESULTS.singular
 
 
-def _host_init(pattern, transposed, symmetric, opts, data):
+def _host_init(pattern, transposed, symmetric, opts, data, release=None):
+    if release is not None:  # the state this one replaces (a Newton step): free its factor
+        FACTORS.drop(release)
     data = np.asarray(data, dtype=float)
     args = [(data, 3)]
     full = _full_shape(args)
@@ -199,9 +208,10 @@ def _host_init(pattern, transposed, symmetric, opts, data):
     return handles, conds, codes
 
 
-def _host_solve(pattern, transposed, symmetric, opts, trans, handles, data, ref, b):
+def _host_solve(pattern, transposed, symmetric, opts, trans, handles, data, ref, b, last=False):
     """Solve with the factor of ``data`` (refactored if the cache dropped it), refining against
-    ``ref`` (the same matrix, or a nearby one such as a Newton Jacobian at the solution)."""
+    ``ref`` (the same matrix, or a nearby one such as a Newton Jacobian at the solution); with
+    ``last``, free the factor afterwards."""
     handles = np.asarray(handles)
     data, ref, b = (np.asarray(v, dtype=float) for v in (data, ref, b))
     args = [(handles, 0), (data, 3), (ref, 3), (b, 1)]
@@ -234,6 +244,8 @@ def _host_solve(pattern, transposed, symmetric, opts, trans, handles, data, ref,
                 continue
             x, r, it = _refine(g, g.a, b[bi], trans, opts)
         xs[out], res[out], its[out], codes[out] = x, r, it, _code(x, r)
+    if last:
+        FACTORS.drop(handles)
     return xs, res, its, codes
 
 
@@ -283,7 +295,8 @@ class SuperLU(eqx.Module):
         drop = self.drop_roundoff if self.drop_roundoff is not None else block_size == 1
         return SuperLU(self.eps, self.rtol, int(self.max_iter), self.condition, drop)
 
-    def init(self, operator: BlockCSR) -> SuperLUState:
+    def init(self, operator: BlockCSR, release: SuperLUState | None = None) -> SuperLUState:
+        """Factor ``operator``; ``release``: a state this one replaces, whose factor is freed."""
         opts = self._opts(operator.block_size)
         lead = operator.data.shape[:-3]
         shapes = (
@@ -292,18 +305,24 @@ class SuperLU(eqx.Module):
             jax.ShapeDtypeStruct(lead, jnp.int32),
         )
 
-        def host(data):
+        def host(data, *old):
             h, c, code = _host_init(
-                operator.pattern, operator.transposed, operator.symmetric, opts, data
+                operator.pattern,
+                operator.transposed,
+                operator.symmetric,
+                opts,
+                data,
+                np.asarray(old[0]) if old else None,
             )
             return h.reshape(data.shape[:-3]), c.reshape(data.shape[:-3]).astype(data.dtype), code
 
+        old = () if release is None else (release.handle,)
         handle, cond, result = jax.pure_callback(
-            host, shapes, jax.lax.stop_gradient(operator.data), vmap_method="expand_dims"
+            host, shapes, jax.lax.stop_gradient(operator.data), *old, vmap_method="expand_dims"
         )
         return SuperLUState(handle, operator, cond, result)
 
-    def _solve(self, state: SuperLUState, b, operator, trans: bool):
+    def _solve(self, state: SuperLUState, b, operator, trans: bool, last: bool):
         op = state.operator
         opts = self._opts(op.block_size)
         ref = op.data if operator is None else operator.data
@@ -330,6 +349,7 @@ class SuperLU(eqx.Module):
                 data,
                 data if same else ref_data,
                 rhs,
+                last,
             )
             return (
                 x.reshape(*full, -1).astype(rhs.dtype),
@@ -345,11 +365,12 @@ class SuperLU(eqx.Module):
         code = jnp.where(state.result != RESULTS.successful, state.result, code)
         return x, code, res, its
 
-    def solve(self, state: SuperLUState, b, operator: BlockCSR | None = None):
+    def solve(self, state: SuperLUState, b, operator: BlockCSR | None = None, *, last=False):
         """Solve ``A x = b`` with the factorisation in ``state``; with ``operator``, refine against
-        that (nearby) matrix instead. Returns ``(x, result, residual, iterations)``."""
-        return self._solve(state, b, operator, trans=False)
+        that (nearby) matrix instead; ``last``: the state is not used again (its factor is
+        freed). Returns ``(x, result, residual, iterations)``."""
+        return self._solve(state, b, operator, trans=False, last=last)
 
-    def transpose_solve(self, state: SuperLUState, b, operator: BlockCSR | None = None):
+    def transpose_solve(self, state: SuperLUState, b, operator: BlockCSR | None = None, *, last=False):
         """Solve ``A^T x = b`` with the same factorisation."""
-        return self._solve(state, b, operator, trans=True)
+        return self._solve(state, b, operator, trans=True, last=last)
