@@ -169,3 +169,29 @@ def test_anisotropic_conductivity():
     H = np.array([[2.0, -1.0], [-1.0, 4.0]])
     u = nmm.solve(V, nmm.Poisson(k=k, f=-float(np.sum(k * H)), dirichlet=ex))
     assert nmm.errors(u, ex)["max"] < 1e-10  # degree 2 is reproduced by hats × P1
+
+
+@pytest.mark.parametrize("n, dim", [(1, 1), (1, 2), (2, 2)])
+@pytest.mark.parametrize("nitsche", [True, False])
+def test_boundary_terms_of_affine_fluxes(n, dim, nitsche):
+    """The closed-form boundary residual and tangent used for linear forms equal autodiff of the
+    general boundary residual (which nonlinear forms use)."""
+    from nmm.forms import boundary as bc
+
+    rng = np.random.default_rng(n + 10 * dim)
+    S = jnp.asarray(rng.standard_normal((n, dim, n, 1 + dim)))
+    s0 = jnp.asarray(rng.standard_normal((n, dim)))
+    flux = lambda z: s0 + jnp.einsum("cdeb,eb->cd", S, z)  # noqa: E731
+    z = jnp.asarray(rng.standard_normal((n, 1 + dim)))
+    normal = jnp.asarray(rng.standard_normal(dim))
+    g, h = jnp.asarray(rng.standard_normal(n)), jnp.asarray(rng.standard_normal(n))
+    m = jnp.asarray(rng.integers(0, 2, n), dtype=float).at[0].set(1.0)
+    r1 = bc.weak(flux, z, normal, g, m, h, 3.0, nitsche)
+    T1 = jax.jacfwd(lambda zz: bc.weak(flux, zz, normal, g, m, h, 3.0, nitsche))(z)
+    r2, T2 = bc.weak_linear(flux(z), jax.jacfwd(flux)(z), z, normal, g, m, h, 3.0, nitsche)
+    np.testing.assert_allclose(r2, r1, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(T2, T1, rtol=1e-13, atol=1e-13)
+    # and the residual is the derivative of the boundary energy, the tangent its Hessian
+    energy = lambda zz: bc.energy(flux, zz, normal, g, m, h, 3.0, nitsche)  # noqa: E731
+    np.testing.assert_allclose(jax.grad(energy)(z), r1, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(jax.hessian(energy)(z), T1, rtol=1e-12, atol=1e-12)
