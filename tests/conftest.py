@@ -25,3 +25,12 @@ def manufactured(exact, k=1.0):
     lap = lambda x: jnp.trace(jax.hessian(exact)(x))  # noqa: E731
     flux = lambda x, n: k * jnp.dot(jax.grad(exact)(x), n)  # noqa: E731
     return nmm.Poisson(k=k, f=lambda x: -k * lap(x), dirichlet=exact, crack_neumann=flux)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_jax_caches():
+    """Drop compiled executables after each test file. Every XLA CPU executable holds a few
+    hundred memory maps; a suite that compiles thousands of them (a new space is a new program)
+    would otherwise reach the kernel's vm.max_map_count (65530) and crash inside the compiler."""
+    yield
+    jax.clear_caches()
