@@ -131,10 +131,10 @@ def _volume(space, kern: Kernels, quad: Quadrature, coeffs, matrix: bool):
     return vec, scatter_matrix(space, quad.elems, local), ok
 
 
-def _boundary(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: bool):
-    if space.b_elem.shape[0] == 0:
-        return None, None
-    elems, pts, wts, normal = space.b_elem, space.b_points, space.b_weights, space.b_normal
+def _boundary_residuals(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: bool):
+    """Boundary residuals ``r (n_b, Q, n, 1 + dim)`` (coefficients of v and ∇v) at the boundary
+    quadrature points, their tangents ``T`` (with ``matrix``), and the basis there."""
+    elems, pts, normal = space.b_elem, space.b_points, space.b_normal
     phi, dphi = basis_at(space, elems, pts)
     u, du = _state(space, coeffs, elems, phi, dphi)
     gs, hs, hc, s = jax.vmap(jax.vmap(kern.boundary, in_axes=(0, None)))(pts, normal)
@@ -160,6 +160,14 @@ def _boundary(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: bool):
 
     per_piece = jax.vmap(point, in_axes=(0, None, 0, 0, 0, None, 0, 0))
     r, T = jax.vmap(per_piece)(pts, normal, u, du, g, m, h, beta_s)
+    return r, T, phi, dphi
+
+
+def _boundary(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: bool):
+    if space.b_elem.shape[0] == 0:
+        return None, None
+    elems, wts = space.b_elem, space.b_weights
+    r, T, phi, dphi = _boundary_residuals(space, kern, bd, coeffs, matrix)
     vec = scatter_vector(space, elems, contract_vector(wts, phi, dphi, r[..., 0], r[..., 1:]))
     if not matrix:
         return vec, None
@@ -167,6 +175,30 @@ def _boundary(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: bool):
     G = jnp.concatenate([phi[..., None], dphi], axis=-1)
     local = jnp.einsum("sqia,sqcaeb,sqjb->sicje", G, wts[..., None, None, None, None] * T, G)
     return vec, scatter_matrix(space, elems, local)
+
+
+def tested_residual(space, kern: Kernels, bd: BoundaryData, coeffs, test, quad=None):
+    """``testᵀ R(coeffs)`` without forming R: Σ_q w [λ·r0 + ∇λ:r1] over the volume and the
+    boundary terms, with λ the field of ``test``. Its gradient with respect to the form's data is
+    the data term of the adjoint (cheaper than a VJP of the assembled vector: no contraction with
+    the basis, no scatter)."""
+    quad = volume_quadrature(space) if quad is None else quad
+    phi, dphi = basis_at(space, quad.elems, quad.points)
+    u, du = interpolate(space, coeffs, quad.elems, phi, dphi)
+    lu, ldu = interpolate(space, test, quad.elems, phi, dphi)
+    r0, r1 = jax.vmap(jax.vmap(kern.volume))(quad.points, u, du)
+    w = quad.weights
+    total = jnp.sum(w[..., None] * lu * r0) + jnp.sum(w[..., None, None] * ldu * r1)
+    if kern.has_boundary_terms and space.b_elem.shape[0] > 0:
+        r, _, phi_b, dphi_b = _boundary_residuals(space, kern, bd, coeffs, matrix=False)
+        lb, ldb = interpolate(space, test, space.b_elem, phi_b, dphi_b)
+        wb = space.b_weights
+        total = (
+            total
+            + jnp.sum(wb[..., None] * lb * r[..., 0])
+            + jnp.sum(wb[..., None, None] * ldb * r[..., 1:])
+        )
+    return total
 
 
 def assemble(space, kern: Kernels, bd: BoundaryData, coeffs=None, quad=None, matrix=True, boundary=True):

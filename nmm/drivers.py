@@ -17,7 +17,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .assembly import BoundaryData, Quadrature, basis_at, contract_vector, scatter_vector
+from .assembly import (
+    BoundaryData,
+    Quadrature,
+    basis_at,
+    contract_vector,
+    scatter_vector,
+    tested_residual,
+)
 from .assembly import assemble as _assemble
 from .field import Field, SolveInfo
 from .forms import boundary as bc
@@ -119,12 +126,10 @@ def _implicit_bwd(res, grad_obj, perturbed, kern, space, bd, quad, solver, opts,
         _, K, _ = _assemble(space, kern, bd, x, quad)
         lam, *_ = solve_with(solver.transpose_solve, state, gx, K, last=True)
 
-    def residual(k):
-        return _assemble(space, k, bd, jax.lax.stop_gradient(x), quad, matrix=False)
-
-    _, vjp = eqx.filter_vjp(residual, kern)
-    (gk,) = vjp(-lam)
-    return gk
+    # θ̄ = −∂(λᵀ R(x*, θ))/∂θ: the residual tested with the adjoint, differentiated in the data
+    x, lam = jax.lax.stop_gradient((x, lam))
+    gk = eqx.filter_grad(lambda k: tested_residual(space, k, bd, x, lam, quad))(kern)
+    return jax.tree_util.tree_map(lambda a: -a, gk)
 
 
 @eqx.filter_jit

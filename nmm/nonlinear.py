@@ -65,8 +65,11 @@ def newton(residual, tangent, x0, solver, opts: Newton, keep: bool = True):
         ``x, state`` (the last factorisation), and a dict with ``result``, ``residual`` and
         ``iterations`` of the last linear solve, ``steps`` and ``history`` (|R(x_k)|).
     """
-    R0, K0, ok0 = tangent(x0)
-    state0 = solver.init(K0)
+    R0 = residual(x0)
+    # the loop factors at its first step, so the program holds one tangent assembly: the state
+    # it carries starts as a placeholder of the right structure (handle 0 is never a factor)
+    shapes = jax.eval_shape(lambda y: solver.init(tangent(y)[1]), x0)
+    state0 = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
     r0 = jnp.linalg.norm(R0)
     tol = opts.rtol * r0 + opts.atol
     dtype = x0.dtype
@@ -74,6 +77,7 @@ def newton(residual, tangent, x0, solver, opts: Newton, keep: bool = True):
     finite0 = jnp.all(jnp.isfinite(R0))
     code0 = jnp.where(finite0, RESULTS.successful, RESULTS.nonfinite_rhs).astype(jnp.int32)
     zero = jnp.asarray(0.0, dtype)
+    max_evals = opts.max_backtracks + 1 if opts.line_search else 1
 
     def cond(c):
         k, _, _, rn, _, _, code, done, _, _, _ = c
@@ -82,10 +86,7 @@ def newton(residual, tangent, x0, solver, opts: Newton, keep: bool = True):
     def body(c):
         k, x, R, rn, state, hist, code, _, ok, _, _ = c
         every = opts.refactor_every
-        if every != 1:
-            refactor = (k > 0) & ((k % every == 0) if every > 1 else False)
-        else:
-            refactor = k > 0
+        refactor = (k == 0) | ((k % every == 0) if every >= 1 else False)
 
         def new_state(_):
             _, K, ok_ = tangent(x)
@@ -100,28 +101,24 @@ def newton(residual, tangent, x0, solver, opts: Newton, keep: bool = True):
         def decreased(a, rn_new):
             return jnp.isfinite(rn_new) & (rn_new <= (1 - 1e-4 * a) * rn)
 
-        x1 = x + dx
-        R1 = residual(x1)
-        r1 = jnp.linalg.norm(R1)
+        # backtracking line search, written as one loop (full step first, then halvings) so
+        # that the program holds one residual assembly
+        def ls_cond(s):
+            a, _, _, rn_new, evals = s
+            return (evals == 0) | ((~decreased(a, rn_new)) & (evals < max_evals))
+
+        def ls_body(s):
+            a, _, _, _, evals = s
+            a = jnp.where(evals == 0, 1.0, 0.5 * a).astype(dtype)
+            xa = x + a * dx
+            Ra = residual(xa)
+            return a, xa, Ra, jnp.linalg.norm(Ra), evals + 1
+
+        start = (jnp.asarray(1.0, dtype), x, R, jnp.asarray(jnp.inf, dtype), 0)
+        alpha, x1, R1, r1, _ = jax.lax.while_loop(ls_cond, ls_body, start)
         if opts.line_search:
-
-            def ls_cond(s):
-                a, _, _, rn_new, bt = s
-                return (~decreased(a, rn_new)) & (bt < opts.max_backtracks)
-
-            def ls_body(s):
-                a, _, _, _, bt = s
-                a = 0.5 * a
-                xa = x + a * dx
-                Ra = residual(xa)
-                return a, xa, Ra, jnp.linalg.norm(Ra), bt + 1
-
-            alpha, x1, R1, r1, _ = jax.lax.while_loop(
-                ls_cond, ls_body, (jnp.asarray(1.0, dtype), x1, R1, r1, 0)
-            )
             failed = ~decreased(alpha, r1) & (rn > tol)
         else:
-            alpha = jnp.asarray(1.0, dtype)
             failed = ~jnp.isfinite(r1)
         step_small = (alpha == 1.0) & (
             jnp.linalg.norm(dx) <= opts.xtol * jnp.maximum(jnp.linalg.norm(x1), 1e-300)
@@ -139,7 +136,7 @@ def newton(residual, tangent, x0, solver, opts: Newton, keep: bool = True):
         hist = hist.at[k + 1].set(r_new)
         return k + 1, x_new, R_new, r_new, state, hist, code, done, ok, lres, lits
 
-    init = (0, x0, R0, r0, state0, hist0, code0, r0 <= tol, ok0, zero, zero)
+    init = (0, x0, R0, r0, state0, hist0, code0, r0 <= tol, jnp.asarray(True), zero, zero)
     k, x, R, rn, state, hist, code, done, ok, lres, lits = jax.lax.while_loop(cond, body, init)
     code = worst(
         code,

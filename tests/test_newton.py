@@ -69,15 +69,16 @@ def test_newton_gradient_matches_finite_differences(dom2d):
     V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom2d, 0.4, offset=(0.37, 0.21)), dom2d, degree=1)
     pts = jnp.array([[0.3, 0.2], [1.6, 0.5], [0.5, 1.5]])
     base = manufactured()
+    # built once (a new lambda per call would be a new static argument: a new compilation)
+    form = QuasiLinear(
+        a=lambda x, t: t[0] + t[1] * x[0],
+        f=lambda x, t: t[2] * base.f(x),
+        dirichlet=lambda x, t: exact(x),
+        crack_neumann=lambda x, n, t: base.crack_neumann(x, n),
+    )
     tight = nmm.Newton(rtol=1e-14)
 
     def loss(th):
-        form = QuasiLinear(
-            a=lambda x, t: t[0] + t[1] * x[0],
-            f=lambda x, t: t[2] * base.f(x),
-            dirichlet=lambda x, t: exact(x),
-            crack_neumann=lambda x, n, t: base.crack_neumann(x, n),
-        )
         return jnp.sum(nmm.solve(V, form, params=th, newton=tight)(pts) ** 2)
 
     th = jnp.array([1.0, 0.2, 0.8])
