@@ -61,7 +61,9 @@ class Task(eqx.Module):
     ``b_dirichlet (k_d, M, n)`` / ``b_neumann (k_n, M, n)``, crack flags ``b_crack (M,)`` and the
     penalty ``b_beta (M,)``; error quadrature ``e_points``, ``e_weights``, ``e_elems`` with exact
     values ``e_exact (N_e, n)`` and gradients ``e_grad (N_e, n, dim)`` (empty without an exact
-    solution). ``problem`` is the ``nmm.Form`` (its data are leaves), ``params`` its parameters.
+    solution). ``problem`` is the ``nmm.Form`` (its arrays are leaves, its callables and other
+    non-array parts static, so a Task is an argument ``jax.jit`` takes as is), ``params`` its
+    parameters.
     """
 
     kind: str = eqx.field(static=True)  # "fit" | "pde"
@@ -72,7 +74,8 @@ class Task(eqx.Module):
     boundary_weight: float = eqx.field(static=True)
     located: bool = eqx.field(static=True)  # the element of every volume point is known
     space_host: object = eqx.field(static=True)  # HostData of the space ``elems`` index (or None)
-    problem: object
+    problem_arrays: object
+    problem_static: object = eqx.field(static=True)
     params: object
     points: jax.Array
     weights: jax.Array
@@ -311,7 +314,8 @@ class Task(eqx.Module):
             boundary_weight=boundary_weight,
             located=bool(np.all(np.asarray(el) >= 0)),
             space_host=space.host if space is not None else None,
-            problem=problem,
+            problem_arrays=eqx.filter(problem, eqx.is_array),
+            problem_static=eqx.filter(problem, eqx.is_array, inverse=True),
             params=params,
             points=jnp.asarray(pts, float),
             weights=jnp.asarray(w, float),
@@ -330,6 +334,11 @@ class Task(eqx.Module):
             setattr(self, name, v)
 
     # ------------------------------------------------------------------ evaluation
+
+    @property
+    def problem(self):
+        """The ``nmm.Form`` of a PDE task (None for fits)."""
+        return eqx.combine(self.problem_arrays, self.problem_static)
 
     @property
     def form(self) -> str:
