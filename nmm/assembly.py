@@ -10,9 +10,9 @@ the non-zero blocks of its tangent (autodiff, :mod:`nmm.kernels`); the local vec
 for scalar basis functions i, j of the element and components c, e, where ∂r(v) is the
 residual's derivative along the basis function (a JVP of the form per basis function: for Poisson
 the product k ∇φ_j, so the autodiff kernel does the work of a hand-written one). Boundary pieces
-get the Nitsche / penalty / Neumann terms of :mod:`nmm.forms.boundary`, with their tangent formed
-by autodiff and contracted with the stacked basis [φ, ∇φ]. No Python loop runs over elements or
-points.
+get the Nitsche / penalty / Neumann terms of :mod:`nmm.forms.boundary` (for linear forms in closed
+form from the flux tangent, for nonlinear ones by autodiff), contracted with the stacked basis
+[φ, ∇φ]. No Python loop runs over elements or points.
 
 The residual convention is R(x) = K x − b for linear forms: a linear solve is K x = −R(0).
 """
@@ -138,11 +138,11 @@ def _boundary_residuals(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: 
     phi, dphi = basis_at(space, elems, pts)
     u, du = _state(space, coeffs, elems, phi, dphi)
     gs, hs, hc, s = jax.vmap(jax.vmap(kern.boundary, in_axes=(0, None)))(pts, normal)
-    # combine the conditions that hold on each piece (masks are disjoint for Dirichlet)
-    m = jnp.sum(bd.dirichlet, axis=0)  # (n_b, n)
-    g = jnp.einsum("ibc,bqic->bqc", bd.dirichlet, gs)
-    h = jnp.einsum("ibc,bqic->bqc", bd.neumann, hs)
-    h = h + space.b_crack.astype(h.dtype)[:, None, None] * hc
+    # the conditions that hold on each piece (masks are per piece: align them with the points)
+    per_point = lambda mk: jnp.moveaxis(mk, 0, 1)[:, None]  # noqa: E731  (k, n_b, n) -> (n_b, 1, k, n)
+    crack = jnp.broadcast_to(space.b_crack[:, None], s.shape)
+    g, m, h, s = bc.combine(per_point(bd.dirichlet), gs, per_point(bd.neumann), hs, crack, hc, s)
+    m = m[:, 0]  # (n_b, n): one weight per piece
     beta_s = space.boundary_beta(kern.beta0)[:, None] * s  # (n_b, Q)
 
     def rho(x, nrm, z, g_, m_, h_, bs):

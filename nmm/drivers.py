@@ -32,7 +32,7 @@ from .forms.base import Form
 from .forms.fit import L2Fit
 from .kernels import bind
 from .linalg.results import RESULTS, worst
-from .linalg.solve import as_solver, linear_solve, raise_if_failed, solve_with
+from .linalg.solve import as_solver, checked_adjoint, linear_solve, raise_if_failed, solve_with
 from .locate import find
 from .nonlinear import Newton, newton
 from .space import ManifoldSpace
@@ -82,7 +82,7 @@ def _forward(kern, space, bd, quad, solver, opts, x0, keep):
             worst(_codes(R0, K, ok), code),
             res,
             its,
-            state.condition,
+            getattr(state, "condition", jnp.asarray(-1.0, R0.dtype)),
             jnp.asarray(0, jnp.int32),
             jnp.zeros((0,), R0.dtype),
         )
@@ -96,35 +96,37 @@ def _forward(kern, space, bd, quad, solver, opts, x0, keep):
 
     x0 = jnp.zeros((space.n_dofs,)) if x0 is None else x0
     x, state, out = newton(residual, tangent, x0, solver, opts, keep=keep)
+    cond = getattr(state, "condition", jnp.asarray(-1.0, x.dtype))
     info = SolveInfo(
-        out["result"], out["residual"], out["iterations"], state.condition, out["steps"], out["history"]
+        out["result"], out["residual"], out["iterations"], cond, out["steps"], out["history"]
     )
     return x, info, state
 
 
 @eqx.filter_custom_vjp
-def _implicit(kern, space, bd, quad, solver, opts, x0):
+def _implicit(kern, space, bd, quad, solver, opts, x0, throw):
     x, info, _ = _forward(kern, space, bd, quad, solver, opts, x0, keep=False)
     return x, info
 
 
 @_implicit.def_fwd
-def _implicit_fwd(perturbed, kern, space, bd, quad, solver, opts, x0):
+def _implicit_fwd(perturbed, kern, space, bd, quad, solver, opts, x0, throw):
     x, info, state = _forward(kern, space, bd, quad, solver, opts, x0, keep=True)
     return (x, info), (x, state)
 
 
 @_implicit.def_bwd
-def _implicit_bwd(res, grad_obj, perturbed, kern, space, bd, quad, solver, opts, x0):
+def _implicit_bwd(res, grad_obj, perturbed, kern, space, bd, quad, solver, opts, x0, throw):
     x, state = res
     gx = grad_obj[0]
     if gx is None:
         return jax.tree_util.tree_map(lambda _: None, kern)
     if kern.linear:
-        lam, *_ = solve_with(solver.transpose_solve, state, gx, last=True)
+        lam, code, *_ = solve_with(solver.transpose_solve, state, gx, last=True)
     else:  # the last factorisation, refined against the Jacobian at the solution
         _, K, _ = _assemble(space, kern, bd, x, quad)
-        lam, *_ = solve_with(solver.transpose_solve, state, gx, K, last=True)
+        lam, code, *_ = solve_with(solver.transpose_solve, state, gx, K, last=True)
+    lam = checked_adjoint(lam, code, throw)
 
     # θ̄ = −∂(λᵀ R(x*, θ))/∂θ: the residual tested with the adjoint, differentiated in the data
     x, lam = jax.lax.stop_gradient((x, lam))
@@ -135,7 +137,7 @@ def _implicit_bwd(res, grad_obj, perturbed, kern, space, bd, quad, solver, opts,
 @eqx.filter_jit
 def _solve(space, form, params, bd, quad, solver, opts, x0, throw):
     kern = bind(form, params, space.components, space.dim, space.q_points.dtype)
-    x, info = _implicit(kern, space, bd, quad, solver, opts, x0)
+    x, info = _implicit(kern, space, bd, quad, solver, opts, x0, throw)
     if throw:
         x = raise_if_failed(x, info.result)
     return x, info
@@ -182,7 +184,7 @@ def solve(
     if not isinstance(opts, Newton):
         raise TypeError(f"newton must be an nmm.Newton, got {type(newton).__name__}")
     if x0 is not None:
-        x0 = jnp.asarray(x0, dtype=float)
+        x0 = jax.lax.stop_gradient(jnp.asarray(x0, dtype=float))  # the solution does not depend on it
         if x0.shape != (space.n_dofs,):
             raise ValueError(f"x0 must have shape ({space.n_dofs},), got {x0.shape}")
     problem.check_data(params)

@@ -18,7 +18,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .forms.analysis import analyse
+from .forms.analysis import affine, zero_outputs
 from .forms.base import Form
 from .forms.boundary import dirichlet_conditions, neumann_conditions
 from .forms.data import value
@@ -159,7 +159,8 @@ def bind(form: Form, params, n: int, dim: int, dtype=jnp.float64) -> Kernels:
     bnd_c = eqx.filter_closure_convert(boundary, xe, xe)
     adm_c = eqx.filter_closure_convert(admissible, xe)
 
-    # structure of the tangent, read from its jaxpr: bit 1 = x, 2 = u, 4 = ∇u, 8 = data
+    # structure read from the jaxprs: is the residual affine in the state (one solve, no
+    # Newton)? which tangent blocks are identically zero (not assembled)?
     def blocks(x, u, du):
         r0 = lambda a, b: vol_c(x, a, b)[0]  # noqa: E731
         r1 = lambda a, b: vol_c(x, a, b)[1]  # noqa: E731
@@ -170,10 +171,9 @@ def bind(form: Form, params, n: int, dim: int, dtype=jnp.float64) -> Kernels:
             jax.jacfwd(r1, 1)(u, du),
         )
 
-    masks, zeros = analyse(jax.make_jaxpr(blocks)(xe, ue, due), [1, 1, 1])
+    zeros = zero_outputs(jax.make_jaxpr(blocks)(xe, ue, due))
     nonzero = tuple(name for name, z in zip(BLOCKS, zeros, strict=True) if not z)
-    state_bits = 2 | 4
-    detected_linear = not any(m & state_bits for m in masks)
+    detected_linear = affine(jax.make_jaxpr(vol_c)(xe, ue, due), [False, True, True])
     linear = detected_linear if type(form).linear is None else bool(type(form).linear)
     return Kernels(
         volume=vol_c,

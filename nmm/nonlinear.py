@@ -80,8 +80,9 @@ def newton(residual, tangent, x0, solver, opts: Newton, keep: bool = True):
     max_evals = opts.max_backtracks + 1 if opts.line_search else 1
 
     def cond(c):
+        # at least one step, even from a converged guess: the adjoint needs a factorisation
         k, _, _, rn, _, _, code, done, _, _, _ = c
-        return (~done) & (k < opts.max_steps) & (code == RESULTS.successful)
+        return (k == 0) | ((~done) & (k < opts.max_steps) & (code == RESULTS.successful))
 
     def body(c):
         k, x, R, rn, state, hist, code, _, ok, _, _ = c

@@ -125,9 +125,12 @@ class Task(eqx.Module):
             pts = pts[:, None]
         if space is not None and pts.shape[1] != space.dim:
             raise ValueError(f"points must have shape (m, {space.dim}), got {pts.shape}")
-        if pts.ndim != 2 or values.shape != (pts.shape[0],) or pts.shape[0] == 0:
+        n = space.components if space is not None else 1
+        shape = (pts.shape[0],) if n == 1 else (pts.shape[0], n)
+        if pts.ndim != 2 or values.shape != shape or pts.shape[0] == 0:
             raise ValueError(
-                f"target must be points (m, dim) and values (m,), got {pts.shape} and {values.shape}"
+                f"target must be points (m, dim) and values {'(m,)' if n == 1 else f'(m, {n})'}, "
+                f"got {pts.shape} and {values.shape}"
             )
         _finite(pts, "points")
         _finite(values, "values")
@@ -141,7 +144,7 @@ class Task(eqx.Module):
             pts,
             np.ones(len(pts)),
             el,
-            values[:, None],
+            values.reshape(len(pts), n),
             exact,
             exact_grad,
             dim=pts.shape[1],
@@ -181,9 +184,10 @@ class Task(eqx.Module):
                 f"{type(problem).__name__} has {problem.components} component(s) but the space has "
                 f"{space.components}"
             )
-        nmm.drivers.boundary_data(space, problem)  # the same checks as nmm.solve (null modes)
+        problem.check_data(params)  # the same checks as nmm.solve: data signatures, null modes
+        bd = nmm.drivers.boundary_data(space, problem)
         pts, w, el = _volume_rule(space)
-        dmask, nmask = bc.masks(space, problem)
+        dmask, nmask = np.asarray(bd.dirichlet), np.asarray(bd.neumann)
         nq = space.b_points.shape[1]
         beta = space.boundary_beta(problem.beta0)
         rep = lambda a: np.repeat(np.asarray(a), nq, axis=0)  # noqa: E731
@@ -453,9 +457,8 @@ def _data_at(task: Task):
     form = task.problem
     fn = boundary_function(form, task.params, task.components, task.dim)
     gs, hs, hc, s = jax.vmap(fn)(task.b_points, task.b_normal)
-    g = jnp.einsum("imc,mic->mc", task.b_dirichlet, gs)
-    m = jnp.sum(task.b_dirichlet, axis=0)
-    h = jnp.einsum("imc,mic->mc", task.b_neumann, hs) + task.b_crack[:, None] * hc
+    dmask, nmask = (jnp.moveaxis(mk, 0, 1) for mk in (task.b_dirichlet, task.b_neumann))
+    g, m, h, s = bc.combine(dmask, gs, nmask, hs, task.b_crack, hc, s)
     return {"g": g, "m": m, "h": h, "beta_s": task.b_beta * s}
 
 

@@ -195,3 +195,61 @@ def test_boundary_terms_of_affine_fluxes(n, dim, nitsche):
     energy = lambda zz: bc.energy(flux, zz, normal, g, m, h, 3.0, nitsche)  # noqa: E731
     np.testing.assert_allclose(jax.grad(energy)(z), r1, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(jax.hessian(energy)(z), T1, rtol=1e-12, atol=1e-12)
+
+
+def test_linearity_is_never_claimed_for_a_nonlinear_residual():
+    """The affine analysis of the residual's jaxpr: loops, stop_gradient, padding with the state
+    and casts of the state are nonlinear (or opaque), so these forms go to Newton."""
+
+    def delayed(u):  # u passed through a loop
+        return jax.lax.fori_loop(0, 2, lambda i, c: (c[0], c[0], c[1]), (u, 0 * u, 1 + 0 * u))[2]
+
+    residuals = {
+        "loop": lambda u, du: (50 * delayed(u) ** 3 - 10, du),
+        "stop_gradient": lambda u, du: (50 * jax.lax.stop_gradient(u) ** 3 - 10, du),
+        "pad": lambda u, du: (5 * jnp.sum(jnp.pad(jnp.zeros(2), 1, constant_values=u) ** 2), du),
+        "cast": lambda u, du: (u.astype(int) * 1.0, du),
+        "product": lambda u, du: (0 * u, u * du),
+    }
+    for name, fn in residuals.items():
+
+        class F(nmm.Form):
+            def residual(self, x, u, du, params, fn=fn):
+                return fn(u, du)
+
+        k = bind(F(), None, 1, 2)
+        assert not k.linear, name
+    assert bind(ConvectionDiffusion(), None, 1, 2).linear
+
+    # padding with the state is not a zero block (the pad value is the state)
+    class Pad(nmm.Form):
+        def residual(self, x, u, du, params):
+            return 5 * jnp.sum(jnp.pad(jnp.zeros(2), 1, constant_values=u) ** 2), du
+
+    assert "uu" in bind(Pad(), None, 1, 2).blocks
+
+
+def test_boundary_data_only_where_their_condition_holds():
+    """log(x) as Dirichlet data on the edge x = 1 is NaN at x = 0, where it does not hold: it
+    must not reach the solve (nor the Ritz task)."""
+    from nmm_nn import Task
+
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.25, offset=(0.05, 0.1)), dom, degree=1)
+    right = nmm.Dirichlet(lambda x: jnp.log(x[0]) + x[1], on=lambda p: p[:, 0] > 1 - 1e-9)
+    left = nmm.Dirichlet(lambda x: x[1], on=lambda p: p[:, 0] < 1e-9)
+    form = nmm.Poisson(dirichlet=[right, left], neumann=lambda x, n: n[1])  # u = y
+    u = nmm.solve(V, form)
+    assert int(u.info.result) == 0
+    np.testing.assert_allclose(u(jnp.array([[0.5, 0.3], [0.2, 0.9]])), [0.3, 0.9], atol=1e-10)
+    assert np.isfinite(float(Task.pde(form, V).loss(lambda x: x[1])))
+
+
+def test_a_clamped_edge_that_is_one_boundary_piece_fixes_rigid_motions():
+    plate = nmm.Domain.polygon([(0, 0), (4, 0), (4, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.grid(plate, 2.0), plate, degree=1, components=2)
+    clamp = nmm.Dirichlet(jnp.zeros(2), on=lambda p: p[:, 0] < 1e-9)
+    u = nmm.solve(V, nmm.Elasticity(dirichlet=clamp, neumann=lambda x, n: jnp.array([0.0, 1e-3])))
+    assert int(u.info.result) == 0
+    with pytest.raises(ValueError, match="dirichlet_on applies to plain Dirichlet data"):
+        nmm.solve(V, nmm.Elasticity(dirichlet=clamp, dirichlet_on=lambda p: p[:, 0] < 1e-9))

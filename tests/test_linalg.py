@@ -154,3 +154,26 @@ def test_failures_are_codes_not_nans(systems):
         linear_solve(K, jnp.zeros(3))
     with pytest.raises(TypeError, match="solver must be"):
         linear_solve(K, -R, solver=42)
+
+
+def test_without_64_bit_floats(tmp_path):
+    """NMM_KEEP_X64=0 leaves JAX in 32-bit mode: the default solver still runs (its callback
+    returns no 64-bit integers)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import jax.numpy as jnp, nmm\n"
+        "dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])\n"
+        "V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.25), dom, degree=1)\n"
+        "u = nmm.solve(V, nmm.Poisson(f=1.0, dirichlet=0.0))\n"
+        "print(u.coeffs.dtype, float(u(jnp.array([0.5, 0.5]))))\n"
+    )
+    env = {**os.environ, "NMM_KEEP_X64": "0", "JAX_ENABLE_X64": "0"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    dtype, value = out.stdout.split()
+    assert dtype == "float32" and abs(float(value) - 0.0737) < 2e-3  # -Δu = 1: u(½, ½) ≈ 0.0737

@@ -120,3 +120,17 @@ def test_newton_without_solution_reports_and_returns_no_nan():
     # below the turning point the lower branch is found
     ok = nmm.solve(V, Bratu(lam=2.0, dirichlet=0.0))
     assert int(ok.info.result) == 0 and 0 < float(ok(jnp.array([0.5, 0.5]))) < 0.2
+
+
+@pytest.mark.parametrize("solver", ["direct", "dense"])
+def test_gradient_from_an_already_converged_guess(solver):
+    """f = 0 gives u = 0 = the initial guess: Newton still factors once, so the adjoint is right
+    (d u / d f at f = 0 is the linear Poisson solution)."""
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.25, offset=(0.05, 0.1)), dom, degree=1)
+    pts = jnp.array([[0.5, 0.5], [0.3, 0.7]])
+    s = nmm.linalg.SuperLU() if solver == "direct" else nmm.linalg.DenseLU()
+    form = QuasiLinear(f=lambda x, q: q, dirichlet=0.0)
+    g = jax.grad(lambda q: nmm.solve(V, form, params=q, solver=s)(pts).sum())(jnp.asarray(0.0))
+    lin = nmm.solve(V, nmm.Poisson(f=1.0, dirichlet=0.0), solver=s)(pts).sum()
+    np.testing.assert_allclose(g, lin, rtol=1e-9)

@@ -161,3 +161,14 @@ def test_functional_values_against_closed_forms(space):
     perimeter = 4.0 + 2 * np.pi * 0.2  # the 24-gon's perimeter is within 0.3 % of the circle's
     np.testing.assert_allclose(one, 0.5 * 0.01 * perimeter, rtol=5e-3)
     np.testing.assert_allclose(three, 3 * one, rtol=1e-12)
+
+
+def test_sample_fit_of_a_vector_space():
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.5), dom, degree=1, components=2)
+    pts = np.random.default_rng(0).uniform(0, 1, (50, 2))
+    with pytest.raises(ValueError, match=r"values \(m, 2\)"):
+        Task.fit((pts, pts[:, 0]), V)
+    task = Task.fit((pts, pts[:, ::-1]), V)
+    assert float(task.loss(lambda x: x[::-1])) == 0.0
+    assert float(task.loss(lambda x: x)) > 0.1

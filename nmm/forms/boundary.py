@@ -83,9 +83,17 @@ def dirichlet_conditions(form) -> list[Dirichlet]:
     d = form.dirichlet
     if d is None:
         return []
+    objects = isinstance(d, Dirichlet) or (
+        isinstance(d, list | tuple) and all(isinstance(c, Dirichlet) for c in d)
+    )
+    if objects and form.dirichlet_on is not None:
+        raise ValueError(
+            "dirichlet_on applies to plain Dirichlet data; with nmm.Dirichlet conditions give "
+            "each its own on=mask"
+        )
     if isinstance(d, Dirichlet):
         return [d]
-    if isinstance(d, list | tuple) and all(isinstance(c, Dirichlet) for c in d):
+    if objects:
         return list(d)
     return [Dirichlet(d, on=form.dirichlet_on)]
 
@@ -154,14 +162,15 @@ def check_null_modes(space, form, dmask: np.ndarray) -> None:
     if modes is None:
         return
     fns, what = modes
-    topo = space.host.topology
-    pts = topo.bnd.mean(axis=1)
+    # every quadrature point of the constrained pieces (a straight clamped edge that is a single
+    # piece still fixes the rotation: its midpoint alone would not)
+    pts = np.asarray(space.b_points)  # (n_b, Q, dim)
     constrained = dmask.sum(axis=0) > 0  # (n_b, n)
     rows = []
     for c in range(space.components):
-        sel = constrained[:, c]
-        if np.any(sel):
-            rows.append(np.stack([np.asarray(fn(pts[sel]))[:, c] for fn in fns], axis=1))
+        sel = pts[constrained[:, c]].reshape(-1, space.dim)
+        if len(sel):
+            rows.append(np.stack([np.asarray(fn(sel))[:, c] for fn in fns], axis=1))
     m = np.concatenate(rows) if rows else np.zeros((0, len(fns)))
     rank = np.linalg.matrix_rank(m, tol=1e-9 * max(1.0, np.abs(m).max(initial=0.0))) if len(m) else 0
     if rank < len(fns):
@@ -174,6 +183,23 @@ def check_null_modes(space, form, dmask: np.ndarray) -> None:
 
 
 # ------------------------------------------------------------------------------ point terms
+
+
+def combine(dmask, gs, nmask, hs, crack, hc, s):
+    """The data that hold at boundary points, from every condition's data and masks.
+
+    Args (``...`` = the points' axes): ``dmask, gs (..., k_d, n)``, ``nmask, hs (..., k_n, n)``,
+    ``crack (...)``, ``hc (..., n)``, ``s (...)``.
+
+    Returns ``g, m, h (..., n)`` and ``s``. Data are taken only where their condition holds
+    (``where``, not a product with the mask), so a datum that is NaN or infinite off its part of
+    the boundary — ``log(x)`` on a part where x > 0 — does not poison the others."""
+    g = jnp.sum(jnp.where(dmask > 0, gs, 0.0), axis=-2)
+    m = jnp.sum(dmask, axis=-2)
+    h = jnp.sum(jnp.where(nmask > 0, hs, 0.0), axis=-2)
+    h = h + jnp.where(crack[..., None] > 0, hc, 0.0)
+    s = jnp.where(jnp.any(m > 0, axis=-1), s, 0.0)
+    return g, m, h, s
 
 
 def weak(flux, z, normal, g, m, h, beta_s, nitsche: bool):

@@ -34,6 +34,14 @@ class DenseLU(eqx.Module):
     max_iter: int = eqx.field(static=True, default=20)
     condition: bool = eqx.field(static=True, default=False)
 
+    def __check_init__(self):
+        if not (0 <= self.eps < 1):
+            raise ValueError(f"eps must be in [0, 1), got {self.eps!r}")
+        if not (0 < self.rtol < 1):
+            raise ValueError(f"rtol must be in (0, 1), got {self.rtol!r}")
+        if int(self.max_iter) != self.max_iter or self.max_iter < 1:
+            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
+
     def init(self, operator: BlockCSR, release=None) -> DenseLUState:
         a = operator.to_dense()
         d = jnp.abs(jnp.diagonal(a))

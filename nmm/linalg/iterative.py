@@ -85,6 +85,15 @@ def _pcg(matvec, precond, b, rtol: float, max_iter: int):
     return x, k
 
 
+def _check(solver) -> None:
+    if not (0 < solver.rtol < 1):
+        raise ValueError(f"rtol must be in (0, 1), got {solver.rtol!r}")
+    if solver.max_iter is not None and (int(solver.max_iter) != solver.max_iter or solver.max_iter < 1):
+        raise ValueError(f"max_iter must be a positive integer, got {solver.max_iter!r}")
+    if not (0 <= solver.eps < 1):
+        raise ValueError(f"eps must be in [0, 1), got {solver.eps!r}")
+
+
 class CG(eqx.Module):
     """Conjugate gradients with a block-Jacobi preconditioner, for symmetric positive
     (semi-)definite operators.
@@ -100,10 +109,7 @@ class CG(eqx.Module):
     eps: float = eqx.field(static=True, default=1e-12)
 
     def __check_init__(self):
-        if not (0 < self.rtol < 1):
-            raise ValueError(f"rtol must be in (0, 1), got {self.rtol!r}")
-        if self.max_iter is not None and (int(self.max_iter) != self.max_iter or self.max_iter < 1):
-            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
+        _check(self)
 
     def init(self, operator: BlockCSR, release=None) -> JacobiState:
         if not operator.symmetric:
@@ -132,6 +138,9 @@ class BiCGStab(eqx.Module):
     rtol: float = eqx.field(static=True, default=1e-11)
     max_iter: int | None = eqx.field(static=True, default=None)
     eps: float = eqx.field(static=True, default=1e-12)
+
+    def __check_init__(self):
+        _check(self)
 
     def init(self, operator: BlockCSR, release=None) -> JacobiState:
         return _jacobi(operator, self.eps)

@@ -130,6 +130,18 @@ def solve_with(method, state, b, operator=None, last: bool = False):
     return method(state, b, **kwargs)
 
 
+def checked_adjoint(lam, result, throw: bool):
+    """The adjoint of a gradient, never silently wrong: an error (``throw``) or NaN where the
+    transpose solve failed."""
+    result = jax.lax.stop_gradient(result)
+    if throw:
+        messages = tuple(
+            m and f"gradient: the adjoint (transpose) solve failed: {m}" for m in RESULTS.messages
+        )
+        return eqx.branched_error_if(lam, result != RESULTS.successful, result, messages)
+    return jnp.where(result == RESULTS.successful, lam, jnp.nan)
+
+
 def raise_if_failed(x, result):
     """``x`` with a runtime error attached that fires where ``result`` is not successful."""
     # the code is an integer output of a custom rule: under grad it carries a (zero) tangent
@@ -139,23 +151,24 @@ def raise_if_failed(x, result):
 
 
 @eqx.filter_custom_vjp
-def _solve(vjp_arg, solver, state):
+def _solve(vjp_arg, solver, state, throw):
     operator, b = vjp_arg
     x, code, res, its = solver.solve(state, b)
     return x, code, res, its
 
 
 @_solve.def_fwd
-def _solve_fwd(perturbed, vjp_arg, solver, state):
-    out = _solve.fn(vjp_arg, solver, state)
+def _solve_fwd(perturbed, vjp_arg, solver, state, throw):
+    out = _solve.fn(vjp_arg, solver, state, throw)
     return out, out[0]
 
 
 @_solve.def_bwd
-def _solve_bwd(x, grad_obj, perturbed, vjp_arg, solver, state):
+def _solve_bwd(x, grad_obj, perturbed, vjp_arg, solver, state, throw):
     operator, b = vjp_arg
     gx = grad_obj[0]
-    lam, *_ = solver.transpose_solve(state, gx)
+    lam, code, *_ = solver.transpose_solve(state, gx)
+    lam = checked_adjoint(lam, code, throw)
     # A x = b: dL/db = A^-T gx = λ and dL/dA = -λ x^T, gathered on the stored blocks
     nb = operator.block_size
     lb, xb = lam.reshape(-1, nb), x.reshape(-1, nb)
@@ -193,8 +206,8 @@ def linear_solve(operator: BlockCSR, b, solver=None, *, state=None, throw: bool 
     # the derivative with respect to the operator is the custom rule's (through ``operator``);
     # the state is only the factorisation it reuses
     state = jax.tree_util.tree_map(lambda a: jax.lax.stop_gradient(a) if eqx.is_array(a) else a, state)
-    x, code, res, its = _solve((operator, b), solver, state)
-    cond = jax.lax.stop_gradient(state.condition)
+    x, code, res, its = _solve((operator, b), solver, state, bool(throw))
+    cond = jax.lax.stop_gradient(getattr(state, "condition", jnp.asarray(-1.0, b.dtype)))
     code, res, its = (jax.lax.stop_gradient(v) for v in (code, res, its))
     if throw:
         x = raise_if_failed(x, code)

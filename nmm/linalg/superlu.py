@@ -199,7 +199,7 @@ def _host_init(pattern, transposed, symmetric, opts, data, release=None):
     data = np.asarray(data, dtype=float)
     args = [(data, 3)]
     full = _full_shape(args)
-    handles, conds, codes = (np.empty(full, np.int64), np.empty(full), np.empty(full, np.int32))
+    handles, conds, codes = (np.empty(full, np.int32), np.empty(full), np.empty(full, np.int32))
     for _, (di,) in _batch(args):
         f, code = _try_factor(data[di], pattern, transposed, symmetric, opts)
         handles[di] = FACTORS.put(f) if f is not None else -1
@@ -300,7 +300,7 @@ class SuperLU(eqx.Module):
         opts = self._opts(operator.block_size)
         lead = operator.data.shape[:-3]
         shapes = (
-            jax.ShapeDtypeStruct(lead, jnp.int64),
+            jax.ShapeDtypeStruct(lead, jnp.int32),  # int32: valid without jax_enable_x64
             jax.ShapeDtypeStruct(lead, operator.data.dtype),
             jax.ShapeDtypeStruct(lead, jnp.int32),
         )
@@ -324,6 +324,12 @@ class SuperLU(eqx.Module):
 
     def _solve(self, state: SuperLUState, b, operator, trans: bool, last: bool):
         op = state.operator
+        if operator is not None and operator.transposed != op.transposed:
+            raise ValueError(
+                "operator: refine against a matrix stored like the factored one (both A or "
+                f"both A.T), got transposed={operator.transposed} for a state of "
+                f"transposed={op.transposed}"
+            )
         opts = self._opts(op.block_size)
         ref = op.data if operator is None else operator.data
         lead = jnp.broadcast_shapes(state.handle.shape, op.data.shape[:-3], ref.shape[:-3], b.shape[:-1])
