@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(PY) -m nmm.demo --out results/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''

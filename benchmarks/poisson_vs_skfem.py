@@ -15,12 +15,16 @@ What is measured (seconds, wall clock):
   Nitsche boundary terms, returns ``(K, R)``; the system is K x = -R), i.e. ``nmm.assemble``
   without its input checks; scikit-fem ``BilinearForm``/``LinearForm`` assembly, boundary DOFs
   and values, and ``condense`` (strong Dirichlet conditions).
-* solve: nmm ``linalg.linear_solve`` under ``eqx.filter_jit`` with
-  ``linalg.SuperLU(condition=False)`` (block -> CSC, unit-diagonal scaling, SuperLU, iterative
-  refinement; the 1-norm condition estimate, on by default in ``nmm.solve``, is turned off: it
-  costs extra solves nobody asked for here) or ``linalg.CG(rtol=1e-10, max_iter=20000)`` (JAX
-  CG + block-Jacobi); scikit-fem ``skfem.solve`` with the named solver.
+* solve: nmm ``linalg.linear_solve`` under ``eqx.filter_jit`` with the default solver
+  ``linalg.SuperLU()`` (block -> CSC, unit-diagonal scaling, SuperLU, iterative refinement; no
+  condition estimate unless asked for) or ``linalg.CG(rtol=1e-10, max_iter=20000)`` (JAX CG +
+  block-Jacobi); scikit-fem ``skfem.solve`` with the named solver.
 * total = geometry + assembly + solve, steady state; "incl. compile" adds the compile time.
+* first solve: what a user waits for in a fresh process, timed once before anything else of the
+  case: nmm ``MathCover`` + ``ManifoldSpace`` + ``nmm.solve(space, problem)`` with default
+  options (tracing, compiling, boundary masks, assembly, solve); scikit-fem mesh + ``Basis`` +
+  assembly + ``condense`` + ``solve``. Both include their first-call costs (JAX backend start-up
+  for nmm).
 * error: relative L2 error ||u - u_exact|| / ||u_exact|| (not timed).
 
 Each case runs in its own subprocess (fresh JIT caches, its own peak memory), watched for a time
@@ -68,8 +72,8 @@ SKFEM_SOLVERS = {
     "pcg_ilu": "solver_iter_pcg(M=build_pc_ilu(A), rtol=1e-10) (scipy CG + ILU)",
 }
 NMM_SOLVERS = {
-    "direct": "nmm direct: SuperLU (MMD_AT_PLUS_A, symmetric mode) + iterative refinement, "
-    "no condition estimate",
+    "direct": "nmm direct: the default solver, SuperLU() (MMD_AT_PLUS_A, symmetric mode) + "
+    "iterative refinement",
     "cg": "nmm cg: JAX CG + block-Jacobi, rtol=1e-10",
 }
 
@@ -183,11 +187,16 @@ def run_nmm(n: int, p: int, solver: str, reps: int, e2e: bool) -> dict:
     exact, source = _jax_problem()
     dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
     prob = nmm.Poisson(k=1.0, f=source, dirichlet=exact)
-    if solver == "direct":
-        # condition=False: the condition estimate costs extra solves that nobody asked for here
-        lin = nmm.linalg.SuperLU(condition=False)
-    else:
-        lin = nmm.linalg.CG(rtol=1e-10, max_iter=20000)
+    lin = nmm.linalg.SuperLU() if solver == "direct" else nmm.linalg.CG(rtol=1e-10, max_iter=20000)
+
+    # first solve, as a user meets it: nothing compiled yet in this process
+    t0 = time.perf_counter()
+    mc = nmm.MathCover.triangles(dom, h=1.0 / n)
+    space = nmm.ManifoldSpace(mc, dom, degree=p)
+    nmm.solve(space, prob, solver=None if solver == "direct" else lin).coeffs.block_until_ready()
+    first_solve = time.perf_counter() - t0
+    del mc, space
+    nmm.linalg.clear_factor_cache()
 
     def solve_system(K, R, lin):
         # K x = -R; only x and the stats leave the jitted function (the state would copy K out)
@@ -241,6 +250,7 @@ def run_nmm(n: int, p: int, solver: str, reps: int, e2e: bool) -> dict:
         "quad_points": int(np.prod(space.q_points.shape[:2])),
         **clock.summary(jit=True),
         "compile_aot_s": aot,
+        "first_solve_s": first_solve,
         "solver_stats": [float(s) for s in np.asarray(stats)],
         "L2": float(err["L2"]),
         "H1": float(err["H1"]),
@@ -295,6 +305,22 @@ def run_skfem(n: int, order: int, solver: str, reps: int) -> dict:
     def load(v, w):
         return source_np(w.x[0], w.x[1]) * v
 
+    def dirichlet_system(basis):
+        A = laplace.assemble(basis)
+        b = load.assemble(basis)
+        D = basis.get_dofs().flatten()
+        xD = np.zeros(basis.N)
+        xD[D] = exact_np(*basis.doflocs[:, D])  # Lagrange DOFs: nodal values of g
+        return A, fem.condense(A, b, x=xD, D=D)
+
+    # first solve, as a user meets it (scikit-fem has no compilation; first calls still cost)
+    t0 = time.perf_counter()
+    xs = np.linspace(0.0, 1.0, n + 1)
+    basis = fem.Basis(fem.MeshTri.init_tensor(xs, xs), elements[order]())
+    fem.solve(*dirichlet_system(basis)[1], solver=_skfem_solver(solver))
+    first_solve = time.perf_counter() - t0
+    del basis
+
     clock = Clock()
     for _ in range(reps):
         with clock("geometry"):
@@ -304,12 +330,7 @@ def run_skfem(n: int, order: int, solver: str, reps: int) -> dict:
 
     for _ in range(reps):
         with clock("assembly"):
-            A = laplace.assemble(basis)
-            b = load.assemble(basis)
-            D = basis.get_dofs().flatten()
-            xD = np.zeros(basis.N)
-            xD[D] = exact_np(*basis.doflocs[:, D])  # Lagrange DOFs: nodal values of g
-            system = fem.condense(A, b, x=xD, D=D)
+            A, system = dirichlet_system(basis)
         with clock("solve"):
             u = fem.solve(*system, solver=_skfem_solver(solver))
 
@@ -339,6 +360,7 @@ def run_skfem(n: int, order: int, solver: str, reps: int) -> dict:
         "nnz": int(A.nnz),
         "quad_points": int(mesh.t.shape[1] * basis.X.shape[1]),
         **clock.summary(jit=False),
+        "first_solve_s": first_solve,
         "L2": l2,
     }
 
@@ -508,6 +530,7 @@ def main_table(rows: list[dict]) -> str:
         "peak RSS GiB",
         "load",
         "nmm.solve() 2nd call",
+        "first solve",
     ]
     out = []
     for r in rows:
@@ -521,6 +544,7 @@ def main_table(rows: list[dict]) -> str:
                     *["—"] * 9,
                     _f(r.get("watch_peak_rss_gb")),
                     _f(r["load_before"], 2),
+                    "—",
                     "—",
                 ]
             )
@@ -546,6 +570,7 @@ def main_table(rows: list[dict]) -> str:
                 r["peak_rss_gb"],
                 r["load_before"],
                 _f(r.get("e2e_nmm_solve_s")),
+                _f(r.get("first_solve_s")),
             ]
         )
     return markdown(headers, out)
@@ -580,16 +605,17 @@ def ratio_table(rows: list[dict]) -> str:
             row += [
                 d["asm_solve_s"],
                 a / d["asm_solve_s"],
-                "yes" if a / d["asm_solve_s"] <= 1.5 else "no",
+                "yes" if a / d["asm_solve_s"] <= 1.0 else "no",
                 a_cpu / d["cpu_asm_solve_s"],
+                f"{_f(nm[0].get('first_solve_s'))} / {_f(d.get('first_solve_s'))}",
             ]
         else:
-            row += ["—"] * 4
+            row += ["—"] * 5
         b = best["asm_solve_s"]
         row += [
             f"{b:.3g} ({best['solver']})",
             a / b,
-            "yes" if a / b <= 1.5 else "no",
+            "yes" if a / b <= 1.0 else "no",
             a_cpu / best["cpu_asm_solve_s"],
         ]
         out.append(row)
@@ -599,11 +625,12 @@ def ratio_table(rows: list[dict]) -> str:
         "NMM p=0 asm+solve",
         "skfem P1 default",
         "ratio",
-        "≤1.5×?",
+        "≤1.0×?",
         "ratio, CPU time",
+        "first solve: NMM / skfem",
         "skfem P1 fastest solver",
         "ratio",
-        "≤1.5×?",
+        "≤1.0×?",
         "ratio, CPU time",
     ]
     return markdown(headers, out)
@@ -927,7 +954,7 @@ def render(result: dict) -> str:
         "",
         main_table(main_rows),
         "",
-        "### Target: NMM p=0 assembly+solve ≤ 1.5 × skfem P1",
+        "### Target: NMM p=0 assembly+solve (default options) ≤ 1.0 × skfem P1",
         "",
         ratio_table(main_rows),
         "",

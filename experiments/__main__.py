@@ -2,10 +2,12 @@
 
     python -m experiments list
     python -m experiments run --suite quick|full [--config FILE] [--problem P] [--method M]
-                              [--seeds N] [--out DIR] [--no-progress]
+                              [--seeds N] [--out DIR] [--fresh] [--no-progress]
 
-Bad input (unknown problem or method, malformed config, unwritable output directory) prints one
-line and exits with status 2.
+Bad input (an unknown problem, method or key, a config value of the wrong type or range, a
+malformed config, an unwritable output directory, a case file that is corrupted or was computed for
+another version of its problem, a diverging training run) prints one line naming the key or file
+and the value, and exits with status 2. ``--fresh`` recomputes every case instead of resuming.
 """
 
 from __future__ import annotations
@@ -41,9 +43,13 @@ def _list() -> int:
 
 def _run(args) -> int:
     from . import report
-    from .runner import load_config, run_claims, run_suite
+    from .runner import ConfigError, load_config, run_claims, run_suite
 
-    suite = load_config(args.suite, args.config)
+    if args.config is not None and args.suite is not None:
+        raise ConfigError(
+            f"give either --suite ({args.suite!r}) or --config ({args.config!r}), not both"
+        )
+    suite = load_config(args.suite or "quick", args.config)
     if args.problem:
         suite.problems = list(args.problem)
     if args.method:
@@ -59,8 +65,8 @@ def _run(args) -> int:
     )
     out = Path(args.out)
     t0 = time.perf_counter()
-    results = run_suite(suite, out, progress=not args.no_progress)
-    claims = run_claims(suite, results, out, progress=not args.no_progress)
+    results = run_suite(suite, out, progress=not args.no_progress, fresh=args.fresh)
+    claims = run_claims(suite, results, out, progress=not args.no_progress, fresh=args.fresh)
     path, table = report.write(suite, results, out, _machine(), claims)
     print(f"\nreport: {path}  ({len(results)} cases, {time.perf_counter() - t0:.0f} s)\n")
     print(table)
@@ -69,21 +75,32 @@ def _run(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Command-line errors as one line on stderr, exit status 2 (argparse prints the usage too)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments", description="NMM vs MLP benchmark suite"
-    )
+    parser = _Parser(prog="python -m experiments", description="NMM vs MLP benchmark suite")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list problems, methods and suites")
     run = sub.add_parser("run", help="run a suite (resumes finished cases)")
-    run.add_argument("--suite", default="quick", help="embedded suite: quick (default) or full")
+    run.add_argument("--suite", default=None, help="embedded suite: quick (default) or full")
     run.add_argument("--config", default=None, help="a TOML config file instead of an embedded suite")
     run.add_argument("--problem", action="append", help="only this problem (repeatable)")
     run.add_argument("--method", action="append", help="only this method (repeatable)")
     run.add_argument("--seeds", type=int, default=None, help="number of seeds")
     run.add_argument("--out", default="results", help="output directory (default: results)")
+    run.add_argument(
+        "--fresh", action="store_true", help="recompute every case instead of resuming from --out"
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, or a one-line error (status 2)
+        return stop.code if isinstance(stop.code, int) else 2
     if args.command == "list":
         return _list()
     from .runner import ConfigError

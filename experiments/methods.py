@@ -114,7 +114,7 @@ def run_nmm(problem: Problem, cells: int, degree: int, seed: int, task) -> Resul
         float(task.loss(u)),
         reached,
         {},
-        {"condition": float(u.stats[2])},
+        {"refinement_steps": float(u.stats[1])},
     )
 
 

@@ -106,7 +106,8 @@ def _figures(rows: list[dict], results: list[Result], out: Path, problems: list[
         for ax in axes:
             ax.grid(True, which="both", alpha=0.3)
         axes[0].legend(fontsize=7)
-        axes[2].legend(fontsize=5, ncol=2)
+        if axes[2].get_legend_handles_labels()[0]:  # no trained method: no loss curves
+            axes[2].legend(fontsize=5, ncol=2)
         fig.tight_layout()
         name = f"{problem}.png"
         fig.savefig(out / name, dpi=110)

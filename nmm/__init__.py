@@ -14,6 +14,7 @@ if os.environ.get("NMM_KEEP_X64", "1") != "0":
 
 from . import io as io  # noqa: E402
 from . import linalg as linalg  # noqa: E402
+from .checks import LargeProblemWarning as LargeProblemWarning  # noqa: E402
 from .covers import MathCover as MathCover  # noqa: E402
 from .drivers import assemble as assemble  # noqa: E402
 from .drivers import fit as fit  # noqa: E402
@@ -29,6 +30,7 @@ from .forms import Poisson as Poisson  # noqa: E402
 from .forms import value as value  # noqa: E402
 from .geometry import Domain as Domain  # noqa: E402
 from .linalg import RESULTS as RESULTS  # noqa: E402
+from .linalg import RefinementWarning as RefinementWarning  # noqa: E402
 from .linalg import SolverOptions as SolverOptions  # noqa: E402
 from .nonlinear import Newton as Newton  # noqa: E402
 from .space import ManifoldSpace as ManifoldSpace  # noqa: E402
@@ -46,6 +48,8 @@ __all__ = [
     "Newton",
     "SolverOptions",
     "RESULTS",
+    "RefinementWarning",
+    "LargeProblemWarning",
     "Field",
     "SolveInfo",
     "fit",

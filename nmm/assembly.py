@@ -83,15 +83,16 @@ def scatter_vector(space, elems, local):
     return jax.ops.segment_sum(loc, space.elem_dofs[elems].reshape(-1), num_segments=space.n_dofs)
 
 
-def scatter_matrix(space, elems, local):
-    """Add local matrices ``(S, L, n, L, n)`` into block data ``(n_blocks, b, b)``."""
+def scatter_matrix(space, elems, local, blocks=None):
+    """Add local matrices ``(S, L, n, L, n)`` into block data ``(n_blocks, b, b)``; ``blocks (S,
+    n_v, n_v)``: the block of each pair of vertex covers (default: those of ``elems``)."""
     s = local.shape[0]
     nt, n = space.n_terms, space.components
     nv = local.shape[1] // nt
     b = n * nt
-    blocks = local.reshape(s, nv, nt, n, nv, nt, n).transpose(0, 1, 4, 3, 2, 6, 5).reshape(-1, b, b)
-    idx = space.elem_blocks[elems].reshape(-1)
-    return jax.ops.segment_sum(blocks, idx, num_segments=space.block_rows.shape[0])
+    blocks_ = local.reshape(s, nv, nt, n, nv, nt, n).transpose(0, 1, 4, 3, 2, 6, 5).reshape(-1, b, b)
+    idx = (space.elem_blocks[elems] if blocks is None else blocks).reshape(-1)
+    return jax.ops.segment_sum(blocks_, idx, num_segments=space.block_rows.shape[0])
 
 
 def _state(space, coeffs, elems, phi, dphi):
@@ -133,10 +134,15 @@ def _volume(space, kern: Kernels, quad: Quadrature, coeffs, matrix: bool):
 
 def _boundary_residuals(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: bool):
     """Boundary residuals ``r (n_b, Q, n, 1 + dim)`` (coefficients of v and ∇v) at the boundary
-    quadrature points, their tangents ``T`` (with ``matrix``), and the basis there."""
+    quadrature points, their tangents ``T`` (with ``matrix``), and the basis there: values of the
+    pieces' elements, gradients of their flux elements (the same elements unless
+    ``space.extended``: see ``nmm.stable.boundary_donors``)."""
     elems, pts, normal = space.b_elem, space.b_points, space.b_normal
     phi, dphi = basis_at(space, elems, pts)
     u, du = _state(space, coeffs, elems, phi, dphi)
+    if space.extended:
+        _, dphi = basis_at(space, space.b_flux, pts)
+        du = _state(space, coeffs, space.b_flux, phi, dphi)[1]
     gs, hs, hc, s = jax.vmap(jax.vmap(kern.boundary, in_axes=(0, None)))(pts, normal)
     # the conditions that hold on each piece (masks are per piece: align them with the points)
     per_point = lambda mk: jnp.moveaxis(mk, 0, 1)[:, None]  # noqa: E731  (k, n_b, n) -> (n_b, 1, k, n)
@@ -168,6 +174,8 @@ def _boundary(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: bool):
         return None, None
     elems, wts = space.b_elem, space.b_weights
     r, T, phi, dphi = _boundary_residuals(space, kern, bd, coeffs, matrix)
+    if space.extended:
+        return _boundary_extended(space, wts, r, T, phi, dphi, matrix)
     vec = scatter_vector(space, elems, contract_vector(wts, phi, dphi, r[..., 0], r[..., 1:]))
     if not matrix:
         return vec, None
@@ -175,6 +183,28 @@ def _boundary(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: bool):
     G = jnp.concatenate([phi[..., None], dphi], axis=-1)
     local = jnp.einsum("sqia,sqcaeb,sqjb->sicje", G, wts[..., None, None, None, None] * T, G)
     return vec, scatter_matrix(space, elems, local)
+
+
+def _boundary_extended(space, wts, r, T, phi, dphi, matrix):
+    """``_boundary`` with values on the pieces' elements and gradients on their flux elements:
+    four blocks (element and flux-element covers as test and trial)."""
+    e, f = space.b_elem, space.b_flux
+    zero0, zero1 = jnp.zeros_like(r[..., 0]), jnp.zeros_like(r[..., 1:])
+    vec = scatter_vector(space, e, contract_vector(wts, phi, dphi, r[..., 0], zero1))
+    vec = vec + scatter_vector(space, f, contract_vector(wts, phi, dphi, zero0, r[..., 1:]))
+    if not matrix:
+        return vec, None
+    G = (phi[..., None], dphi)  # the value part on e, the gradient part on f
+    wT = wts[..., None, None, None, None] * T
+    part = lambda a, i, j: jnp.einsum(  # noqa: E731
+        "sqia,sqcaeb,sqjb->sicje", G[i], wT[..., a[0], :, :][..., a[1]], G[j]
+    )
+    v, g = slice(0, 1), slice(1, None)
+    data = scatter_matrix(space, e, part((v, v), 0, 0))
+    data = data + scatter_matrix(space, f, part((g, g), 1, 1))
+    data = data + scatter_matrix(space, e, part((v, g), 0, 1), space.b_blocks[:, 0])
+    data = data + scatter_matrix(space, e, part((g, v), 1, 0), space.b_blocks[:, 1])
+    return vec, data
 
 
 def tested_residual(space, kern: Kernels, bd: BoundaryData, coeffs, test, quad=None):
@@ -192,6 +222,8 @@ def tested_residual(space, kern: Kernels, bd: BoundaryData, coeffs, test, quad=N
     if kern.has_boundary_terms and space.b_elem.shape[0] > 0:
         r, _, phi_b, dphi_b = _boundary_residuals(space, kern, bd, coeffs, matrix=False)
         lb, ldb = interpolate(space, test, space.b_elem, phi_b, dphi_b)
+        if space.extended:  # gradients on the flux elements
+            ldb = interpolate(space, test, space.b_flux, phi_b, dphi_b)[1]
         wb = space.b_weights
         total = (
             total

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
+from .checks import check_size, positive_number, real_array
 from .geometry import Domain
 
 KINDS = ("interval", "triangle", "quad")
@@ -26,7 +27,11 @@ class MathCover:
         kind: ``"interval" | "triangle" | "quad"``.
         nodes: ``(n_nodes, dim)`` patch nodes.
         cells: ``(n_cells, n_v)`` node indices of each cell, counter-clockwise in 2D.
-        h: characteristic cell size (largest cell edge).
+        h: the size the cover was built with: the lattice spacing ``h`` of :meth:`triangles` and
+            :meth:`grid` (the side of the squares), the largest cell edge of :meth:`intervals`
+            and :meth:`from_mesh`.
+        diameter: the largest cell edge (``h √2`` for :meth:`triangles`, whose squares are cut by
+            a diagonal).
         node_scale: ``(n_nodes,)`` half-width of each patch (max-norm distance from the node to its
             star), the length scale of the patch-local coordinates of cover functions.
         cell_data: ``(n_cells, k)`` per-cell numbers that the weight functions need: the inverse
@@ -39,6 +44,7 @@ class MathCover:
     h: float
     node_scale: np.ndarray
     cell_data: np.ndarray
+    diameter: float
 
     @property
     def dim(self) -> int:
@@ -52,16 +58,19 @@ class MathCover:
     # ------------------------------------------------------------------ constructors
 
     @classmethod
-    def intervals(cls, dom: Domain, n: int | None = None, nodes=None) -> MathCover:
+    def intervals(
+        cls, dom: Domain, n: int | None = None, nodes=None, *, memory_limit_gib: float | None = None
+    ) -> MathCover:
         """1D cover: ``n`` uniform cells on the domain's interval, or the given sorted ``nodes``."""
         _check_dim(dom, 1, "intervals")
         a, b = dom.outer
         if nodes is None:
-            if n is None or int(n) != n or n < 1:
+            if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
                 raise ValueError(f"n must be a positive integer, got {n!r}")
+            _check_cells("MathCover.intervals", int(n), 1, memory_limit_gib)
             x = np.linspace(a, b, int(n) + 1)
         else:
-            x = np.asarray(nodes, dtype=float).reshape(-1)
+            x = real_array(nodes, "nodes").reshape(-1)
             if x.size < 2 or not np.all(np.isfinite(x)) or np.any(np.diff(x) <= 0):
                 raise ValueError(f"nodes must be finite and strictly increasing, got {x.tolist()}")
             if x[0] > a or x[-1] < b:
@@ -70,22 +79,27 @@ class MathCover:
         return cls._build("interval", x[:, None], cells)
 
     @classmethod
-    def triangles(cls, dom: Domain, h: float, offset=(0.0, 0.0)) -> MathCover:
+    def triangles(
+        cls, dom: Domain, h: float, offset=(0.0, 0.0), *, memory_limit_gib: float | None = None
+    ) -> MathCover:
         """Structured triangle cover of the domain's bounding box, squares of side ``h`` cut by
-        their rising diagonal. ``offset`` (fractions of h, in [0, 1)) shifts the lattice."""
-        x, y = _lattice(dom, h, offset, "triangles")
+        their rising diagonal. ``offset`` (fractions of h, in [0, 1)) shifts the lattice.
+        ``memory_limit_gib``: refuse covers estimated above it (default: 3/4 of the memory)."""
+        x, y = _lattice(dom, h, offset, "triangles", 2, memory_limit_gib)
         nx, ny = len(x), len(y)
         idx = np.arange(nx * ny).reshape(ny, nx)
         n00, n10 = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel()
         n01, n11 = idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
         cells = np.concatenate([np.stack([n00, n10, n11], 1), np.stack([n00, n11, n01], 1)])
         xx, yy = np.meshgrid(x, y)
-        return cls._build("triangle", np.stack([xx.ravel(), yy.ravel()], 1), cells)
+        return cls._build("triangle", np.stack([xx.ravel(), yy.ravel()], 1), cells, float(h))
 
     @classmethod
-    def grid(cls, dom: Domain, h: float, offset=(0.0, 0.0)) -> MathCover:
+    def grid(
+        cls, dom: Domain, h: float, offset=(0.0, 0.0), *, memory_limit_gib: float | None = None
+    ) -> MathCover:
         """Rectangular grid cover (bilinear weights) of the bounding box, cells of side ``h``."""
-        x, y = _lattice(dom, h, offset, "grid")
+        x, y = _lattice(dom, h, offset, "grid", 1, memory_limit_gib)
         nx, ny = len(x), len(y)
         idx = np.arange(nx * ny).reshape(ny, nx)
         cells = np.stack(
@@ -98,12 +112,12 @@ class MathCover:
             axis=1,
         )
         xx, yy = np.meshgrid(x, y)
-        return cls._build("quad", np.stack([xx.ravel(), yy.ravel()], 1), cells)
+        return cls._build("quad", np.stack([xx.ravel(), yy.ravel()], 1), cells, float(h))
 
     @classmethod
     def from_mesh(cls, points, triangles) -> MathCover:
         """Cover from a user triangulation (points ``(n, 2)``, triangles ``(m, 3)`` indices)."""
-        pts = np.asarray(points, dtype=float)
+        pts = real_array(points, "points")
         tri = np.asarray(triangles)
         if pts.ndim != 2 or pts.shape[1] != 2 or not np.all(np.isfinite(pts)):
             raise ValueError(f"points must be a finite (n, 2) array, got shape {pts.shape}")
@@ -124,10 +138,10 @@ class MathCover:
         return cls._build("triangle", pts, tri.astype(np.int64))
 
     @classmethod
-    def _build(cls, kind: str, nodes: np.ndarray, cells: np.ndarray) -> MathCover:
+    def _build(cls, kind: str, nodes: np.ndarray, cells: np.ndarray, h: float | None = None):
         v = nodes[cells]  # (n_cells, n_v, dim)
         edges = np.roll(v, -1, axis=1) - v
-        h = float(np.max(np.linalg.norm(edges, axis=-1)))
+        diameter = float(np.max(np.linalg.norm(edges, axis=-1)))
         scale = np.zeros(len(nodes))
         spread = np.max(np.abs(v[:, None, :, :] - v[:, :, None, :]), axis=(2, 3))  # (n_cells, n_v)
         np.maximum.at(scale, cells.ravel(), spread.ravel())
@@ -137,7 +151,8 @@ class MathCover:
         else:
             lo, hi = v.min(axis=1), v.max(axis=1)
             data = np.concatenate([lo, hi - lo], axis=1)
-        return cls(kind, nodes, cells.astype(np.int64), h, scale, data)
+        h = diameter if h is None else h
+        return cls(kind, nodes, cells.astype(np.int64), h, scale, data, diameter)
 
 
 def cell_weights(kind: str, cell_data, x):
@@ -165,19 +180,24 @@ def _check_dim(dom: Domain, dim: int, name: str) -> None:
         raise ValueError(f"MathCover.{name} needs a {dim}D domain, got a {dom.dim}D domain")
 
 
-def _lattice(dom: Domain, h, offset, name: str):
+def _check_cells(what: str, n_cells: int, cells_per_box: int, limit_gib) -> None:
+    # nodes, cells, cell data and the cut topology: ~1 KiB per cell measured order of magnitude
+    check_size(what, n_cells * cells_per_box * 1024 / 2**30, f"{n_cells * cells_per_box:.3g} cells",
+               limit_gib, "memory_limit_gib")
+
+
+def _lattice(dom: Domain, h, offset, name: str, cells_per_box: int, limit_gib):
     _check_dim(dom, 2, name)
-    h = float(h)
+    h = positive_number(h, "h")
     lo, hi = dom.bounds
     extent = hi - lo
-    if not np.isfinite(h) or h <= 0:
-        raise ValueError(f"h must be a positive number, got {h!r}")
     if h > extent.max():
         raise ValueError(f"h={h!r} is larger than the domain (bounding box {extent.tolist()})")
-    off = np.asarray(offset, dtype=float)
-    if off.shape != (2,) or np.any(off < 0) or np.any(off >= 1):
+    off = real_array(offset, "offset")
+    if off.shape != (2,) or not np.all(np.isfinite(off)) or np.any(off < 0) or np.any(off >= 1):
         raise ValueError(f"offset must be two fractions in [0, 1), got {offset!r}")
     start = lo - off * h
     n = np.maximum(1, np.ceil((hi - start) / h - 1e-9)).astype(int)
+    _check_cells(f"MathCover.{name}(h={h!r})", int(n[0]) * int(n[1]), cells_per_box, limit_gib)
     axes = [start[k] + h * np.arange(n[k] + 1) for k in range(2)]
     return axes[0], axes[1]

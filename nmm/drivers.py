@@ -16,6 +16,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .assembly import (
     BoundaryData,
@@ -24,18 +25,38 @@ from .assembly import (
     contract_vector,
     scatter_vector,
     tested_residual,
+    volume_quadrature,
 )
 from .assembly import assemble as _assemble
+from .checks import real_array
 from .field import Field, SolveInfo
 from .forms import boundary as bc
 from .forms.base import Form
 from .forms.fit import L2Fit
 from .kernels import bind
-from .linalg.results import RESULTS, worst
+from .linalg.results import RESULTS, warn_if_flagged, worst
 from .linalg.solve import as_solver, checked_adjoint, linear_solve, raise_if_failed, solve_with
+from .linalg.superlu import SuperLU
 from .locate import find
 from .nonlinear import Newton, newton
+from .refine import (
+    STABLE_EPS,
+    conjugate_gradients,
+    converged,
+    energy,
+    lsq_objective,
+    preconditioner,
+    stationary,
+)
 from .space import ManifoldSpace
+
+
+def _linear_solver(space, solver):
+    """The solver of a linear solve: on stable spaces the default SuperLU factors with the
+    smaller perturbation ε that they take (:mod:`nmm.refine`)."""
+    if space.stable and solver == SuperLU():
+        return SuperLU(eps=STABLE_EPS)
+    return solver
 
 
 def _check_space(space) -> None:
@@ -72,12 +93,44 @@ def _codes(R0, K, ok):
     )
 
 
-def _forward(kern, space, bd, quad, solver, opts, x0, keep):
-    """The solve; ``keep``: keep the factorisation for the adjoint (else it is freed)."""
+def _refined(kern, space, bd, quad, solver, state, K, x, lsq):
+    """High-order spaces: ``x`` refined with matrix-free residuals (:mod:`nmm.refine`); returns
+    the iterate and its last correction."""
+    q = volume_quadrature(space) if quad is None else quad
+    pre = preconditioner(solver)  # a few factored-solve steps: the outer iteration refines
+
+    def residual(c):
+        return _assemble(space, kern, bd, c, quad, matrix=False)
+
+    def precondition(b):
+        return solve_with(pre.solve, state, b)[0]
+
+    if lsq:
+        objective = lambda c: lsq_objective(space, kern, q, c)  # noqa: E731
+        return conjugate_gradients(residual, objective, precondition, energy(K), x)
+    return stationary(residual, precondition, energy(K), x)
+
+
+def _forward(kern, space, bd, quad, solver, opts, x0, keep, lsq=False):
+    """The solve; ``keep``: keep the factorisation for the adjoint (else it is freed);
+    ``lsq``: the form is a least-squares fit (see :mod:`nmm.refine`)."""
     if kern.linear:
         R0, K, ok = _assemble(space, kern, bd, None, quad)
         state = solver.init(K)
-        x, code, res, its = solve_with(solver.solve, state, -R0, last=not keep)
+        refine = space.stable
+        # stable spaces refine outside (nmm.refine): the factored solve needs few steps itself
+        first = preconditioner(solver) if refine else solver
+        x, code, res, its = solve_with(first.solve, state, -R0, last=not (keep or refine))
+        if refine:
+            # the factored solve's refinement may stall on the modes below ε: the outer
+            # refinement resolves them, and its own energy rule decides
+            xr, dx = _refined(kern, space, bd, quad, solver, state, K, x, lsq)
+            usable = (code == RESULTS.successful) | (code == RESULTS.refinement_stalled)
+            x = jnp.where(usable, xr, x)
+            met = converged(K, xr, dx)
+            code = jnp.where(usable, jnp.where(met, 0, RESULTS.refinement_stalled), code)
+            if not keep:  # the factorisation's last use (a zero right-hand side: no work)
+                x = x + 0.0 * solve_with(solver.solve, state, jnp.zeros_like(x), last=True)[0]
         info = SolveInfo(
             worst(_codes(R0, K, ok), code),
             res,
@@ -104,19 +157,19 @@ def _forward(kern, space, bd, quad, solver, opts, x0, keep):
 
 
 @eqx.filter_custom_vjp
-def _implicit(kern, space, bd, quad, solver, opts, x0, throw):
-    x, info, _ = _forward(kern, space, bd, quad, solver, opts, x0, keep=False)
+def _implicit(kern, space, bd, quad, solver, opts, x0, throw, lsq):
+    x, info, _ = _forward(kern, space, bd, quad, solver, opts, x0, keep=False, lsq=lsq)
     return x, info
 
 
 @_implicit.def_fwd
-def _implicit_fwd(perturbed, kern, space, bd, quad, solver, opts, x0, throw):
-    x, info, state = _forward(kern, space, bd, quad, solver, opts, x0, keep=True)
+def _implicit_fwd(perturbed, kern, space, bd, quad, solver, opts, x0, throw, lsq):
+    x, info, state = _forward(kern, space, bd, quad, solver, opts, x0, keep=True, lsq=lsq)
     return (x, info), (x, state)
 
 
 @_implicit.def_bwd
-def _implicit_bwd(res, grad_obj, perturbed, kern, space, bd, quad, solver, opts, x0, throw):
+def _implicit_bwd(res, grad_obj, perturbed, kern, space, bd, quad, solver, opts, x0, throw, lsq):
     x, state = res
     gx = grad_obj[0]
     if gx is None:
@@ -134,12 +187,49 @@ def _implicit_bwd(res, grad_obj, perturbed, kern, space, bd, quad, solver, opts,
     return jax.tree_util.tree_map(lambda a: -a, gk)
 
 
+def _nonfinite_datum(space, kern, bd):
+    """Index (in ``kern.data_names``) of the first datum that is not finite where it is used,
+    or -1: volume data at the quadrature points, boundary data where their condition holds."""
+    ok_v = jax.vmap(jax.vmap(kern.data))(space.q_points)  # (n_s, n_q, n_fields)
+    ok = [jnp.all(ok_v | (space.q_weights == 0)[..., None], axis=(0, 1))]
+    n_d, n_n = kern.n_dirichlet, kern.n_neumann
+    if space.b_elem.shape[0] > 0:
+        at_points = jax.vmap(jax.vmap(kern.boundary, in_axes=(0, None)))
+        gs, hs, hc, _ = at_points(space.b_points, space.b_normal)
+        per_point = lambda mk: jnp.moveaxis(mk, 0, 1)[:, None]  # noqa: E731  (n_b, 1, k, n)
+        ok.append(jnp.all(jnp.isfinite(gs) | (per_point(bd.dirichlet) == 0), axis=(0, 1, 3)))
+        ok.append(jnp.all(jnp.isfinite(hs) | (per_point(bd.neumann) == 0), axis=(0, 1, 3)))
+        crack = space.b_crack[:, None, None]
+        ok.append(jnp.all(jnp.isfinite(hc) | ~crack | (not kern.crack_flux))[None])
+    else:
+        ok.append(jnp.ones((n_d + n_n + 1,), bool))
+    bad = ~jnp.concatenate(ok)
+    return jnp.where(jnp.any(bad), jnp.argmax(bad), -1)
+
+
+def _diagnose(space, kern, bd, code):
+    """A non-finite or non-elliptic system is traced back to the datum at fault, when one is."""
+    r = RESULTS
+    codes = jnp.array([r.nonfinite, r.nonfinite_rhs, r.nonfinite_matrix, r.not_elliptic])
+    suspect = jnp.isin(code, codes)
+    idx = jax.lax.cond(
+        jnp.any(suspect), lambda: _nonfinite_datum(space, kern, bd), lambda: jnp.asarray(-1)
+    )
+    return jnp.where(suspect & (idx >= 0), RESULTS.nonfinite_data + idx, code).astype(jnp.int32)
+
+
 @eqx.filter_jit
-def _solve(space, form, params, bd, quad, solver, opts, x0, throw):
+def _solve(space, form, params, bd, quad, solver, opts, x0, throw, has_dirichlet=True):
     kern = bind(form, params, space.components, space.dim, space.q_points.dtype)
-    x, info = _implicit(kern, space, bd, quad, solver, opts, x0, throw)
+    if kern.linear:
+        solver = _linear_solver(space, solver)
+    x, info = _implicit(kern, space, bd, quad, solver, opts, x0, throw, isinstance(form, L2Fit))
+    info = eqx.tree_at(lambda i: i.result, info, _diagnose(space, kern, bd, info.result))
     if throw:
-        x = raise_if_failed(x, info.result)
+        messages = RESULTS.for_form(type(form).__name__, kern.data_names, has_dirichlet)
+        x = raise_if_failed(x, info.result, messages)
+    else:
+        warn_if_flagged(info.result)
     return x, info
 
 
@@ -189,7 +279,8 @@ def solve(
             raise ValueError(f"x0 must have shape ({space.n_dofs},), got {x0.shape}")
     problem.check_data(params)
     bd = boundary_data(space, problem)
-    x, info = _solve(space, problem, params, bd, None, solver, opts, x0, bool(throw))
+    has_dirichlet = bool(np.any(np.asarray(bd.dirichlet) > 0))  # host masks: concrete even under jit
+    x, info = _solve(space, problem, params, bd, None, solver, opts, x0, bool(throw), has_dirichlet)
     return Field(space, x, info)
 
 
@@ -240,8 +331,19 @@ def fit(space: ManifoldSpace, target, params=None, solver=None, *, throw: bool =
         raise TypeError(
             f"target must be a callable or a (points, values) pair, got {type(target).__name__}"
         )
-    points = jnp.asarray(target[0], dtype=float)
-    values = jnp.asarray(target[1], dtype=float)
+    points, values = (
+        v if isinstance(v, jax.Array) else real_array(v, name)
+        for v, name in zip(target, ("points", "values"), strict=True)
+    )
+    for v, name in ((points, "points"), (values, "values")):
+        if jnp.iscomplexobj(v):
+            raise TypeError(f"{name} must be real numbers, got complex values of dtype {v.dtype}")
+    points, values = jnp.asarray(points, dtype=float), jnp.asarray(values, dtype=float)
+    if points.shape[0:1] == (0,):
+        raise ValueError(
+            "points: no samples given (points has shape "
+            f"{tuple(points.shape)}); a fit needs at least one sample"
+        )
     if space.dim == 1 and points.ndim == 1:
         points = points[:, None]
     if points.ndim != 2 or points.shape[1] != space.dim:
@@ -277,7 +379,7 @@ def _fit_samples(space, form, points, values, solver, throw):
     if throw:
         x = raise_if_failed(sol.value, code)
     else:
-        x = sol.value
+        x = sol.value  # linear_solve has warned
     zero = jnp.asarray(0, jnp.int32)
     return x, SolveInfo(code, sol.residual, sol.iterations, sol.condition, zero, jnp.zeros((0,)))
 

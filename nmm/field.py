@@ -8,7 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .assembly import basis_at
+from .checks import real_array
 from .forms.data import value
+from .linalg.results import RESULTS
 from .locate import find
 from .quadrature import map_segments, map_triangles
 from .space import ManifoldSpace
@@ -48,7 +50,8 @@ class SolveInfo(eqx.Module):
 
     @property
     def ok(self):
-        return self.result == 0
+        """Success, or success with a warning (e.g. a refinement that stalled)."""
+        return ~RESULTS.failed(self.result)
 
     def newton_history(self) -> np.ndarray:
         """The Newton residual norms of an unbatched solve, ``|R(x_0)|, …, |R(x_k)|``."""
@@ -93,6 +96,8 @@ class Field(eqx.Module):
         return () if self.space.components == 1 else (self.space.components,)
 
     def _points(self, x):
+        if isinstance(x, list | tuple | np.ndarray | str | int | float | complex):
+            x = real_array(x, "x")  # a clear error for strings and complex points
         x = jnp.asarray(x, dtype=self.coeffs.dtype)
         dim = self.space.dim
         if dim == 1 and x.ndim <= 1:  # 1D: a scalar or a vector of points
@@ -174,7 +179,14 @@ def errors(u: Field, exact, exact_grad=None, params=None, degree=None) -> dict[s
     topo = u.space.host.topology
     rule = map_segments if u.space.dim == 1 else map_triangles
     pts, w = rule(topo.simplices, degree)
-    vals = _error_integrals(u, exact, exact_grad, params, jnp.asarray(pts), jnp.asarray(w))
+    vals, bad = _error_integrals(u, exact, exact_grad, params, jnp.asarray(pts), jnp.asarray(w))
+    for name, (count, where) in zip(("exact", "exact_grad", "u"), np.asarray(bad), strict=True):
+        if count > 0:
+            what = "the gradient of exact" if name == "exact_grad" and exact_grad is None else name
+            raise ValueError(
+                f"errors: {what} is not finite at {int(count)} of {len(w.reshape(-1))} quadrature "
+                f"points (first at x = {np.asarray(pts).reshape(-1, u.space.dim)[int(where)].tolist()})"
+            )
     l2n, l2e, h1n, h1e, mx, mxe = (float(v) for v in vals)
     return {
         "L2": np.sqrt(l2e / l2n) if l2n > 0 else np.sqrt(l2e),
@@ -203,11 +215,18 @@ def _error_integrals(u: Field, exact, exact_grad, params, pts, w):
         ge = jax.vmap(lambda x: jnp.reshape(value(exact_grad, x, params), (n, dim)))(flat)
     wf = w.reshape(-1, 1)
     pointwise = jnp.sqrt(jnp.sum((val - e) ** 2, -1))
+
+    def nonfinite(a):  # how many points, and the first
+        bad = ~jnp.all(jnp.isfinite(a.reshape(a.shape[0], -1)), axis=1)
+        return jnp.stack([jnp.sum(bad), jnp.argmax(bad)])
+
+    bad = jnp.stack([nonfinite(e), nonfinite(ge), nonfinite(jnp.concatenate([val, grad[..., 0]], 1))])
     return (
+
         jnp.sum(wf * e**2),
         jnp.sum(wf * (val - e) ** 2),
         jnp.sum(wf[..., None] * ge**2),
         jnp.sum(wf[..., None] * (grad - ge) ** 2),
         jnp.max(jnp.sqrt(jnp.sum(e**2, -1))),
         jnp.max(pointwise),
-    )
+    ), bad

@@ -13,9 +13,11 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, MultiLineString, Polygon
 
+from .checks import real_array
+
 
 def _as_points(value, name: str, min_len: int) -> np.ndarray:
-    arr = np.asarray(value, dtype=float)
+    arr = real_array(value, name)
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < min_len:
         raise ValueError(f"{name} must be an array of shape (n >= {min_len}, 2), got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -50,10 +52,10 @@ class Domain:
     @classmethod
     def interval(cls, a: float, b: float, cracks=()) -> Domain:
         """The interval [a, b]; ``cracks`` are interior points where the field may jump."""
-        a, b = float(a), float(b)
+        a, b = float(real_array(a, "a").reshape(-1)[0]), float(real_array(b, "b").reshape(-1)[0])
         if not (np.isfinite(a) and np.isfinite(b)) or not b > a:
             raise ValueError(f"interval needs finite a < b, got a={a!r}, b={b!r}")
-        cr = tuple(float(c) for c in np.atleast_1d(np.asarray(cracks, dtype=float)))
+        cr = tuple(float(c) for c in np.atleast_1d(real_array(cracks, "cracks")).reshape(-1))
         for c in cr:
             if not a < c < b:
                 raise ValueError(f"cracks: point {c!r} is not inside the interval ({a}, {b})")
@@ -96,7 +98,7 @@ class Domain:
             raise ValueError(f"holes overlap or touch each other: {shapely.is_valid_reason(shape)}")
         crack_lines = []
         for k, crack in enumerate(cracks):
-            c = np.asarray(crack, dtype=float)
+            c = real_array(crack, f"cracks[{k}]")
             if c.ndim != 2 or c.shape[1] != 2 or c.shape[0] < 2:
                 raise ValueError(
                     f"cracks[{k}] must be a polyline of shape (k >= 2, 2), got shape {c.shape}"
@@ -134,7 +136,7 @@ class Domain:
 
     def contains(self, points) -> np.ndarray:
         """Boolean mask of the points that lie in the closed domain."""
-        pts = np.asarray(points, dtype=float)
+        pts = real_array(points, "points")
         if self.dim == 1:
             x = pts.reshape(-1)
             return (x >= self.outer[0]) & (x <= self.outer[1])

@@ -32,6 +32,7 @@ class Kernels(eqx.Module):
     volume: Callable
     boundary: Callable
     admissible: Callable
+    data: Callable  # x -> (n_fields,) bool: each volume datum finite at x
     n: int = eqx.field(static=True)
     dim: int = eqx.field(static=True)
     linear: bool = eqx.field(static=True)
@@ -43,6 +44,7 @@ class Kernels(eqx.Module):
     n_dirichlet: int = eqx.field(static=True)
     n_neumann: int = eqx.field(static=True)
     crack_flux: bool = eqx.field(static=True)
+    data_names: tuple = eqx.field(static=True)  # volume data, dirichlet[i], neumann[i], crack
 
     @property
     def has_boundary_terms(self) -> bool:
@@ -153,11 +155,35 @@ def bind(form: Form, params, n: int, dim: int, dtype=jnp.float64) -> Kernels:
     def admissible(x):
         return jnp.asarray(form.admissible(x, params), bool)
 
+    name = type(form).__name__
+    fields = type(form).data_fields
+
+    def data(x):
+        flags = [jnp.all(jnp.isfinite(value(getattr(form, f), x, params))) for f in fields]
+        return jnp.stack(flags) if flags else jnp.ones((0,), bool)
+
     xe = jnp.zeros((dim,), dtype)
+    for f in fields:  # a complex datum would be cast or fail deep inside autodiff
+        out = jax.eval_shape(lambda x, f=f: value(getattr(form, f), x, params), xe)
+        if jnp.issubdtype(out.dtype, jnp.complexfloating):
+            raise TypeError(
+                f"{name}.{f} returns complex values (dtype {out.dtype}); nmm fields are real: "
+                "solve for the real and imaginary parts separately"
+            )
     ue, due = jnp.zeros((n,), dtype), jnp.zeros((n, dim), dtype)
     vol_c = eqx.filter_closure_convert(vol, xe, ue, due)
     bnd_c = eqx.filter_closure_convert(boundary, xe, xe)
     adm_c = eqx.filter_closure_convert(admissible, xe)
+    data_c = eqx.filter_closure_convert(data, xe)
+    def listed(what, k):
+        return tuple(f"{name}.{what}" + (f"[{i}]" if k > 1 else "") for i in range(k))
+
+    names = (
+        tuple(f"{name}.{f}" for f in fields)
+        + listed("dirichlet", len(dirichlets))
+        + listed("neumann", len(neumanns))
+        + (f"{name}.crack_neumann",)
+    )
 
     # structure read from the jaxprs: is the residual affine in the state (one solve, no
     # Newton)? which tangent blocks are identically zero (not assembled)?
@@ -179,6 +205,7 @@ def bind(form: Form, params, n: int, dim: int, dtype=jnp.float64) -> Kernels:
         volume=vol_c,
         boundary=bnd_c,
         admissible=adm_c,
+        data=data_c,
         n=n,
         dim=dim,
         linear=linear,
@@ -190,4 +217,5 @@ def bind(form: Form, params, n: int, dim: int, dtype=jnp.float64) -> Kernels:
         n_dirichlet=len(dirichlets),
         n_neumann=len(neumanns),
         crack_flux=form.crack_neumann is not None,
+        data_names=names,
     )

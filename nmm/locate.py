@@ -39,7 +39,8 @@ def build(cover, topo) -> Locator:
     """Build the locator of a cut cover (host side)."""
     if cover.dim == 1:
         g = np.array(topo.elem_geom)
-        return Locator(1, cover.kind, cover.h, starts=jnp.asarray(g[:, 0]), ends=jnp.asarray(g[:, 1]))
+        starts, ends = jnp.asarray(g[:, 0]), jnp.asarray(g[:, 1])
+        return Locator(1, cover.kind, cover.diameter, starts=starts, ends=ends)
     n_elem = topo.n_elem
     cut = np.nonzero(topo.elem_cut)[0]
     v = cover.nodes[cover.cells[topo.elem_cell]]
@@ -48,7 +49,7 @@ def build(cover, topo) -> Locator:
         box[cut] = shapely.bounds(np.asarray([topo.elem_geom[e] for e in cut], dtype=object))
     lo = box[:, :2].min(axis=0)
     hi = box[:, 2:].max(axis=0)
-    bs = cover.h
+    bs = cover.diameter
     nb = np.maximum(1, np.ceil((hi - lo) / bs).astype(int))
     i0 = np.clip(np.floor((box[:, :2] - lo) / bs - _TOL).astype(int), 0, nb - 1)
     i1 = np.clip(np.floor((box[:, 2:] - lo) / bs + _TOL).astype(int), 0, nb - 1)
@@ -79,7 +80,7 @@ def build(cover, topo) -> Locator:
     return Locator(
         2,
         cover.kind,
-        cover.h,
+        cover.diameter,
         lo=jnp.asarray(lo),
         n_buckets=(int(nb[0]), int(nb[1])),
         table=jnp.asarray(table),

@@ -126,7 +126,8 @@ def newton(residual, tangent, x0, solver, opts: Newton, keep: bool = True):
         )
         done = (r1 <= tol) | step_small
         code = worst(
-            jnp.where(lcode != RESULTS.successful, lcode, RESULTS.successful),
+            # an inner solve whose refinement stalled is still a good Newton direction
+            jnp.where(RESULTS.failed(lcode), lcode, RESULTS.successful),
             jnp.where(failed & ~done, RESULTS.line_search_failed, RESULTS.successful),
         )
         # a failed step keeps the last good iterate: never a NaN

@@ -21,12 +21,43 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import basis as _basis
+from . import stable as _stable
+from .checks import check_size
 from .covers import MathCover, cell_weights
 from .geometry import Domain
 from .linalg.operator import BlockPattern
 from .locate import Locator, build
 from .quadrature import map_segments, map_triangles
 from .topology import Topology, cut
+
+
+def _boxes(topo, qp, qw, sel=None):
+    """``nmm.stable.support_boxes`` of the covers, from the simplices ``sel`` (default all)."""
+    sel = np.arange(len(topo.simplex_elem)) if sel is None else sel
+    return _stable.support_boxes(
+        topo.simplices[sel], topo.simplex_elem[sel], topo.elem_covers, topo.n_cover,
+        qp[sel], qw[sel], topo.simplex_elem[sel],
+    )
+
+
+def _flux_elements(topo, qp, qw, h, boxes):
+    """The element giving the flux on each boundary piece (``nmm.stable.boundary_donors``);
+    ``boxes``: the covers' support boxes, or ``None`` to find those that may be thin (covers
+    without whole elements, from the simplices of cut elements only: cheap at p = 0)."""
+    if not topo.elem_cut.any():
+        return np.zeros(topo.n_cover, bool), topo.bnd_elem
+    if boxes is None:
+        boxes = _boxes(topo, qp, qw, np.nonzero(topo.elem_cut[topo.simplex_elem])[0])
+    thin = _stable.thin_covers(boxes[2], h, topo.elem_covers, topo.elem_cut)
+    return thin, _donors(topo, qp, qw, thin)
+
+
+def _donors(topo, qp, qw, thin):
+    area = np.bincount(topo.simplex_elem, qw.sum(1), topo.n_elem)
+    centroid = np.zeros((topo.n_elem, qp.shape[-1]))
+    np.add.at(centroid, topo.simplex_elem, np.einsum("sq,sqd->sd", qw, qp))
+    centroid /= area[:, None]
+    return _stable.boundary_donors(topo.elem_covers, topo.bnd_elem, thin, centroid, area)
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,6 +68,26 @@ class HostData:
     domain: Domain
     topology: Topology
     pattern: BlockPattern  # block CSR structure of the cover-pair matrix
+
+
+def _check_size(cover: MathCover, degree: int, nt: int, nc: int, quad_degree: int, limit_gib) -> None:
+    """Estimate the memory of assembling a solve on this cover before building anything: the
+    local matrices, the basis (values and gradients) and the tangent's pushforward at every
+    quadrature point, and the block matrix with its factor (upper bounds: every cell counted)."""
+    n_cells, n_v, dim = cover.cells.shape[0], cover.n_vertices, cover.dim
+    q1 = max(1, (quad_degree + 2) // 2)
+    q = q1 if dim == 1 else (q1 * q1 * (2 if cover.kind == "quad" else 1))
+    loc = n_v * nt * nc  # local functions per cell
+    unknowns = cover.nodes.shape[0] * nt * nc
+    # the sparse factor: nested-dissection fill ~ 4 n log2 n blocks in 2D (George), never more
+    # than a dense matrix; and ~12 KB per cover node for everything else (topology, quadrature,
+    # index arrays: 13 GiB measured at 1e6 unknowns, p = 0, on the development machine)
+    nodes = cover.nodes.shape[0]
+    fill = min(4.0 * unknowns * np.log2(max(nodes, 2)) * nt * nc, float(unknowns) ** 2)
+    words = n_cells * loc * loc + 3 * n_cells * q * loc * (1 + dim) * nc + fill + 1500 * nodes
+    detail = f"{unknowns:.3g} unknowns, {loc} local functions on each of {n_cells} cells"
+    check_size(f"ManifoldSpace(degree={degree})", 8 * words / 2**30, detail, limit_gib,
+               "memory_limit_gib")
 
 
 class ManifoldSpace(eqx.Module):
@@ -53,13 +104,25 @@ class ManifoldSpace(eqx.Module):
             4p + 4, so that every cell holds more points than local functions.
         components: unknowns per point: 1 for a scalar field (values ``(m,)``), n for a vector
             field (values ``(m, n)``; elasticity: ``components=2``).
+        memory_limit_gib: the memory of a solve is estimated before anything is built (unknowns,
+            local matrices, basis values at the quadrature points); above 2 GiB it warns
+            (:class:`nmm.LargeProblemWarning`), above this limit (default: 3/4 of the machine's
+            memory) it refuses with a ``MemoryError`` that says how to proceed.
+        stable: stable cover functions (:mod:`nmm.stable`: each cover's polynomials in its
+            support's own frame, orthonormalised on it; the same space); default: p >= 1 with
+            polynomial cover functions (p = 0 has nothing to stabilise and keeps the plain path).
 
     Array fields (JAX): per element ``elem_cell_data``, ``elem_dofs (n_elem, n_loc)``,
     ``elem_center (n_elem, n_v, dim)``, ``elem_scale (n_elem, n_v)``, ``elem_h (n_elem,)``,
     ``elem_blocks (n_elem, n_v, n_v)`` (index of each cover pair in the block matrix); volume
     quadrature ``q_points (n_s, n_q, dim)``, ``q_weights (n_s, n_q)``, ``q_elem (n_s,)``; boundary
     quadrature ``b_points (n_b, n_qb, dim)``, ``b_weights``, ``b_elem``, ``b_normal (n_b, dim)``,
-    ``b_crack (n_b,)``; block rows/cols ``block_rows, block_cols (n_blocks,)``.
+    ``b_crack (n_b,)``, ``b_flux (n_b,)`` (the element whose gradients enter the piece's
+    Nitsche terms: its own, or a neighbour's where the element holds a thin cover, see
+    ``nmm.stable.boundary_donors``) and ``b_blocks (n_b, 2, n_v, n_v)`` (blocks of the element ×
+    flux-element cover pairs, both ways); block rows/cols ``block_rows, block_cols (n_blocks,)``;
+    stable spaces: ``elem_axes (n_elem, n_v, dim, dim)`` (each vertex cover's frame; its origin in
+    ``elem_center``), ``elem_covers (n_elem, n_v)``, ``cover_T (n_cover, nt, nt)``.
     """
 
     dim: int = eqx.field(static=True)
@@ -70,6 +133,8 @@ class ManifoldSpace(eqx.Module):
     components: int = eqx.field(static=True)
     n_covers: int = eqx.field(static=True)
     quad_degree: int = eqx.field(static=True)
+    stable: bool = eqx.field(static=True)
+    extended: bool = eqx.field(static=True)
     host: HostData = eqx.field(static=True)
 
     elem_cell_data: jax.Array
@@ -78,6 +143,9 @@ class ManifoldSpace(eqx.Module):
     elem_scale: jax.Array
     elem_h: jax.Array
     elem_blocks: jax.Array
+    elem_axes: jax.Array
+    elem_covers: jax.Array
+    cover_T: jax.Array
     q_points: jax.Array
     q_weights: jax.Array
     q_elem: jax.Array
@@ -86,6 +154,8 @@ class ManifoldSpace(eqx.Module):
     b_elem: jax.Array
     b_normal: jax.Array
     b_crack: jax.Array
+    b_flux: jax.Array
+    b_blocks: jax.Array
     block_rows: jax.Array
     block_cols: jax.Array
     locator: Locator
@@ -98,6 +168,9 @@ class ManifoldSpace(eqx.Module):
         basis: str = "polynomial",
         quad_degree: int | None = None,
         components: int = 1,
+        *,
+        memory_limit_gib: float | None = None,
+        stable: bool | None = None,
     ):
         if not isinstance(cover, MathCover):
             raise TypeError(f"cover must be an nmm.MathCover, got {type(cover).__name__}")
@@ -121,8 +194,9 @@ class ManifoldSpace(eqx.Module):
             quad_degree = 2 * (order + wdeg)
         if int(quad_degree) != quad_degree or quad_degree < 0:
             raise ValueError(f"quad_degree must be an integer >= 0, got {quad_degree!r}")
-        topo = cut(cover, domain)
         nt = _basis.n_terms(cover.dim, int(degree), basis)
+        _check_size(cover, int(degree), nt, int(components), int(quad_degree), memory_limit_gib)
+        topo = cut(cover, domain)
         n_v = cover.n_vertices
         self.dim, self.degree, self.basis, self.kind = cover.dim, int(degree), basis, cover.kind
         self.n_terms, self.n_covers, self.quad_degree = nt, topo.n_cover, int(quad_degree)
@@ -130,12 +204,6 @@ class ManifoldSpace(eqx.Module):
 
         cells = cover.cells[topo.elem_cell]
         dofs = (topo.elem_covers[:, :, None, None] * nc + np.arange(nc)[:, None]) * nt + np.arange(nt)
-        # block structure: unique (cover_i, cover_j) pairs over all elements, in CSR order
-        ci = np.repeat(topo.elem_covers, n_v, axis=1).reshape(-1)
-        cj = np.tile(topo.elem_covers, (1, n_v)).reshape(-1)
-        keys, inv = np.unique(ci.astype(np.int64) * topo.n_cover + cj, return_inverse=True)
-        rows, cols = keys // topo.n_cover, keys % topo.n_cover
-        indptr = np.searchsorted(rows, np.arange(topo.n_cover + 1))
         v = cover.nodes[cells]
         elem_h = np.max(np.linalg.norm(np.roll(v, -1, axis=1) - v, axis=-1), axis=1)
 
@@ -146,21 +214,63 @@ class ManifoldSpace(eqx.Module):
             qp, qw = map_triangles(topo.simplices, self.quad_degree)
             bp, bw = map_segments(topo.bnd, self.quad_degree)
 
+        # stable cover functions (nmm.stable): p >= 1 polynomial covers only; p = 0 has nothing
+        # to stabilise and keeps the plain (faster) path
+        self.stable = (degree >= 1 and basis == "polynomial") if stable is None else bool(stable)
+        boxes = _boxes(topo, qp, qw) if self.stable else None
+        thin, donors = _flux_elements(topo, qp, qw, cover.h, boxes)
+        self.extended = bool(np.any(donors != topo.bnd_elem))
+
+        # block structure: unique (cover_i, cover_j) pairs over all elements (and, for extended
+        # fluxes, over boundary pieces' element × flux element), in CSR order
+        def pairs(a, b):
+            return (np.repeat(a, b.shape[1], axis=1) * topo.n_cover + np.tile(b, (1, a.shape[1])))
+
+        ec = topo.elem_covers.astype(np.int64)
+        elem_keys = pairs(ec, ec)
+        if self.extended:
+            ef = pairs(ec[topo.bnd_elem], ec[donors])
+            fe = pairs(ec[donors], ec[topo.bnd_elem])
+        else:
+            ef = fe = np.zeros((0, n_v * n_v), np.int64)
+        keys = np.unique(np.concatenate([elem_keys.ravel(), ef.ravel(), fe.ravel()]))
+        rows, cols = keys // topo.n_cover, keys % topo.n_cover
+        indptr = np.searchsorted(rows, np.arange(topo.n_cover + 1))
+        blocks_of = lambda k: np.searchsorted(keys, k).reshape(len(k), n_v, n_v)  # noqa: E731
+
         self.host = HostData(cover, domain, topo, BlockPattern(indptr, cols))
         self.elem_cell_data = jnp.asarray(cover.cell_data[topo.elem_cell])
         self.elem_dofs = jnp.asarray(dofs.reshape(len(cells), n_v * nc * nt))
         self.elem_center = jnp.asarray(cover.nodes[cells])
         self.elem_scale = jnp.asarray(cover.node_scale[cells])
         self.elem_h = jnp.asarray(elem_h)
-        self.elem_blocks = jnp.asarray(inv.reshape(len(cells), n_v, n_v))
+        self.elem_blocks = jnp.asarray(blocks_of(elem_keys))
         self.q_points, self.q_weights = jnp.asarray(qp), jnp.asarray(qw)
         self.q_elem = jnp.asarray(topo.simplex_elem)
         self.b_points, self.b_weights = jnp.asarray(bp), jnp.asarray(bw)
         self.b_elem = jnp.asarray(topo.bnd_elem)
+        self.b_flux = jnp.asarray(donors)
+        # blocks of (element cover, flux-element cover) pairs of each boundary piece
+        self.b_blocks = jnp.asarray(np.stack([blocks_of(ef), blocks_of(fe)], axis=1))
         self.b_normal = jnp.asarray(topo.bnd_normal)
         self.b_crack = jnp.asarray(topo.bnd_crack)
         self.block_rows, self.block_cols = jnp.asarray(rows), jnp.asarray(cols)
         self.locator = build(cover, topo)
+        self.elem_covers = jnp.asarray(topo.elem_covers)
+
+        if self.stable:
+            center, axes = _stable.frames(*boxes)
+            grams = _stable.local_grams(
+                cover.kind, self.degree, basis, cover.cell_data[topo.elem_cell], topo.elem_covers,
+                center, axes, qp, qw, topo.simplex_elem,
+            )
+            T, _ = _stable.transforms(grams)
+            self.elem_center = jnp.asarray(center[topo.elem_covers])
+            self.elem_axes = jnp.asarray(axes[topo.elem_covers])
+            self.cover_T = jnp.asarray(T)
+        else:
+            self.elem_axes = jnp.zeros((0, n_v, cover.dim, cover.dim))
+            self.cover_T = jnp.zeros((0, nt, nt))
 
     # ------------------------------------------------------------------ sizes
 
@@ -211,10 +321,25 @@ class ManifoldSpace(eqx.Module):
         """Local basis values ``(n_loc,)`` and gradients ``(n_loc, dim)`` at point ``x`` of element
         ``elem`` (both traced scalars / arrays; vmap for many points)."""
         w, dw = cell_weights(self.kind, self.elem_cell_data[elem], x)
+        if self.stable:
+            return self._stable_basis(elem, x, w, dw)
         center, scale = self.elem_center[elem], self.elem_scale[elem]
         xi = (x[None, :] - center) / scale[:, None]
         psi, dpsi = jax.vmap(lambda z: _basis.cover_functions(z, self.degree, self.basis))(xi)
         dpsi = dpsi / scale[:, None, None]
+        phi = w[:, None] * psi
+        dphi = dw[:, None, :] * psi[..., None] + w[:, None, None] * dpsi
+        return phi.reshape(-1), dphi.reshape(-1, self.dim)
+
+    def _stable_basis(self, elem, x, w, dw):
+        """Cover functions in each cover's frame, orthonormalised (``nmm.stable``)."""
+        center, axes = self.elem_center[elem], self.elem_axes[elem]
+        xi = jnp.einsum("vij,vj->vi", axes, x[None, :] - center)
+        psi, dpsi = jax.vmap(lambda z: _basis.cover_functions(z, self.degree, self.basis))(xi)
+        dpsi = jnp.einsum("vtj,vjd->vtd", dpsi, axes)
+        T = self.cover_T[self.elem_covers[elem]]
+        psi = jnp.einsum("vt,vts->vs", psi, T)
+        dpsi = jnp.einsum("vtd,vts->vsd", dpsi, T)
         phi = w[:, None] * psi
         dphi = dw[:, None, :] * psi[..., None] + w[:, None, None] * dpsi
         return phi.reshape(-1), dphi.reshape(-1, self.dim)

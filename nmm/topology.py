@@ -117,7 +117,7 @@ def _cut_1d(mc: MathCover, dom: Domain) -> Topology:
     a, b = dom.outer
     x = mc.nodes[:, 0]
     cells = mc.cells
-    tol = _REL_TOL * mc.h
+    tol = _REL_TOL * mc.diameter
     pieces = []  # (cell, x0, x1)
     for c, (i0, i1) in enumerate(cells):
         lo, hi = max(x[i0], a), min(x[i1], b)
@@ -283,7 +283,7 @@ def _overlap(ia, ib, ic) -> float:
 def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     cells, nodes = mc.cells, mc.nodes
     n_cells, n_v = cells.shape
-    tol = _REL_TOL * mc.h
+    tol = _REL_TOL * mc.diameter
     cell_polys = shapely.polygons(nodes[cells])
     shape = dom.shape
     shapely.prepare(shape)
@@ -305,7 +305,7 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     # elements: whole cells first, then pieces of cut cells
     elem_cell = [whole]
     geoms: list = list(cell_polys[whole])
-    min_area = 1e-12 * mc.h**2
+    min_area = 1e-12 * mc.diameter**2
     cutters = _crack_cutters(dom, 1e3 * tol)
     for c, piece in zip(cand, clipped, strict=True):
         faces = _split_cell(piece, cell_polys[c], cutters, 1e-2 * tol)

@@ -23,6 +23,9 @@ through it, so their losses are the same numbers computed the same way.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Callable
 
 import equinox as eqx
@@ -32,7 +35,7 @@ import numpy as np
 
 import nmm
 from nmm.forms import boundary as bc
-from nmm.forms.data import value
+from nmm.forms.data import is_concrete_number, value
 from nmm.kernels import boundary_function, volume_function
 from nmm.quadrature import map_segments, map_triangles
 
@@ -188,6 +191,7 @@ class Task(eqx.Module):
         bd = nmm.drivers.boundary_data(space, problem)
         pts, w, el = _volume_rule(space)
         dmask, nmask = np.asarray(bd.dirichlet), np.asarray(bd.neumann)
+        _check_zero_data_null_modes(problem, params, space, pts, dmask)
         nq = space.b_points.shape[1]
         beta = space.boundary_beta(problem.beta0)
         rep = lambda a: np.repeat(np.asarray(a), nq, axis=0)  # noqa: E731
@@ -427,6 +431,37 @@ class Task(eqx.Module):
         bnd = _field_values(field, self.b_elems, self.b_points) if grad else None
         return self.energy({"volume": vol, "boundary": bnd})
 
+    def fingerprint(self) -> str:
+        """A stable hash of the functional (what a checkpoint of a training run belongs to).
+
+        It covers the static description (kind, functional, dimension, components, boundary
+        weight, the form's type and its non-callable settings), every array leaf (points,
+        weights, targets, boundary pieces and masks, penalties, the error rule and exact values,
+        the form's and the parameters' arrays) and, for PDE tasks, the form's data *at the
+        task's points*: its residual at two probe states at every volume point and its boundary
+        data at every boundary point. Callables (``f``, ``dirichlet``, ...) are thus compared by
+        what they evaluate to where the functional uses them, not by identity, so the same
+        script run again gives the same fingerprint. Floats are rounded to 32 mantissa bits
+        (last-bit noise between builds does not change it). Hex string of 16 characters."""
+        h = hashlib.sha256()
+        static = {
+            "kind": self.kind,
+            "functional": self.functional,
+            "dim": self.dim,
+            "components": self.components,
+            "has_exact": self.has_exact,
+            "boundary_weight": self.boundary_weight,
+            "form": _describe(self.problem_static),
+            "params": _describe(self.params),
+        }
+        h.update(json.dumps(static, sort_keys=True).encode())
+        leaves = jax.tree_util.tree_leaves_with_path(eqx.filter(self, eqx.is_array))
+        probes = {} if self.kind != "pde" else {"probe": _probe(self)}
+        for path, leaf in [*leaves, *jax.tree_util.tree_leaves_with_path(probes)]:
+            h.update(jax.tree_util.keystr(path).encode())
+            h.update(_array_bytes(leaf))
+        return h.hexdigest()[:16]
+
     def errors(self, u: Callable) -> dict[str, float]:
         """Relative L2, H1-seminorm and max errors of ``u(x)`` (a callable or an nmm.Field)
         against the exact solution on the error rule (the space's quadrature degree + 4, the rule
@@ -436,6 +471,98 @@ class Task(eqx.Module):
         if isinstance(u, nmm.Field) and u.space.host is self.space_host:
             return {k: float(v) for k, v in _field_errors(self, u).items()}
         return {k: float(v) for k, v in _errors(self, u).items()}
+
+
+def _check_zero_data_null_modes(problem, params, space, points, dmask) -> None:
+    """The engine's null-mode check (``nmm.forms.boundary.check_null_modes``) for data that are
+    zero but not the number 0: ``nmm.solve`` sees the null modes of concrete data only (c = 0 as a
+    number) and otherwise fails later, at the solve; a task never solves, so a functional without
+    a minimiser (pure Neumann Poisson with ``c=jnp.zeros(())`` or ``c=lambda x: 0.0``) would train
+    towards -inf. A datum that is zero at every volume point is the number 0 for the functional:
+    the engine's check is run on the form with that datum set to 0."""
+    if problem.null_modes(space.dim) is not None:
+        return  # concrete data: already checked by nmm.drivers.boundary_data
+    zero = []
+    for name in type(problem).data_fields:
+        d = getattr(problem, name)
+        if d is None or is_concrete_number(d):
+            continue
+        vals = np.asarray(_data_values(d, jnp.asarray(points), params))
+        if vals.size and np.all(vals == 0):
+            zero.append(name)
+    if not zero:
+        return
+    probe = eqx.tree_at(lambda f: [getattr(f, name) for name in zero], problem, [0.0] * len(zero))
+    try:
+        bc.check_null_modes(space, probe, dmask)
+    except ValueError as err:
+        which = ", ".join(f"{type(problem).__name__}.{name}" for name in zero)
+        raise ValueError(
+            f"{err} ({which} {'is' if len(zero) == 1 else 'are'} zero at every quadrature point; "
+            "the functional has no minimiser and training would diverge to -inf)"
+        ) from None
+
+
+@eqx.filter_jit
+def _data_values(data, points, params):
+    return jax.vmap(lambda x: value(data, x, params))(points)
+
+
+@eqx.filter_jit
+def _probe(task: Task):
+    """The form's residual at two fixed states at every volume point, and its boundary data at
+    every boundary point: what the form's data are where the functional uses them."""
+    n, dim = task.components, task.dim
+    vol = volume_function(task.problem, task.params, n, dim)
+    u1 = jnp.full((n,), 0.6180339887)
+    du1 = 0.3 + 0.1 * jnp.arange(n * dim, dtype=float).reshape(n, dim)
+    zero = jax.vmap(lambda x: vol(x, jnp.zeros(n), jnp.zeros((n, dim))))(task.points)
+    state = jax.vmap(lambda x: vol(x, u1, du1))(task.points)
+    return {"volume_zero": zero, "volume_state": state, "boundary": _data_at(task)}
+
+
+def _array_bytes(a) -> bytes:
+    """Shape, dtype kind and contents of an array; floats rounded to 32 mantissa bits."""
+    a = np.asarray(a)
+    head = f"{a.dtype.kind}{a.shape}".encode()
+    if a.dtype.kind in "fc":
+        parts = (a.real, a.imag) if a.dtype.kind == "c" else (a,)
+        out = [head]
+        for p in parts:
+            p = np.asarray(p, np.float64)
+            finite = np.isfinite(p)
+            m, e = np.frexp(np.where(finite, p, 0.0))
+            out += [np.round(m * 2.0**32).astype(np.int64).tobytes(), e.astype(np.int64).tobytes()]
+            out.append(np.packbits(finite).tobytes() + np.sign(np.where(finite, 0, p)).tobytes())
+        return b"".join(out)
+    return head + np.ascontiguousarray(a).tobytes()
+
+
+def _describe(obj, depth: int = 0):
+    """A JSON-able description of the non-array, non-callable parts of a pytree (the form's
+    settings: bc, penalty, β0, Dirichlet components, ...); arrays and callables are described by
+    their kind only (they are hashed by value, or evaluated at the points, elsewhere)."""
+    if depth > 8:
+        return "..."
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj if not isinstance(obj, float) else repr(obj)
+    if isinstance(obj, np.generic):
+        return repr(obj.item())
+    if isinstance(obj, np.ndarray | jax.Array):
+        return f"array{tuple(obj.shape)}"
+    if isinstance(obj, list | tuple):
+        return [_describe(o, depth + 1) for o in obj]
+    if isinstance(obj, dict):
+        return {str(k): _describe(v, depth + 1) for k, v in sorted(obj.items(), key=str)}
+    if isinstance(obj, eqx.Module) and not callable(obj):
+        return {
+            type(obj).__qualname__: {
+                f.name: _describe(getattr(obj, f.name, None), depth + 1) for f in dataclasses.fields(obj)
+            }
+        }
+    if callable(obj):
+        return f"callable {type(obj).__qualname__}" if isinstance(obj, eqx.Module) else "callable"
+    return type(obj).__qualname__
 
 
 def _strong(vol, x, u, du, hess):

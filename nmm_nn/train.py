@@ -5,14 +5,22 @@ run time), and run ``chunk`` steps at a time inside ``lax.scan``; between chunks
 the progress bar, records errors and writes checkpoints. Training is deterministic: the same
 network (the same ``key``) and settings give the same history, bit for bit on one machine, and a
 run resumed from a checkpoint continues the same curve.
+
+A checkpoint records what it belongs to — the task's fingerprint (``Task.fingerprint``: its
+points, data and form), the network's shapes and activation, a hash of the initial network (its
+PRNG key's weights, frozen Fourier features), the optimiser — and is refused, with the entries
+that differ, by any other run; ``resume=False`` starts afresh (overwriting it). A checkpoint that
+cannot be read or written is a :class:`CheckpointError` naming the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,9 +33,15 @@ from tqdm.auto import tqdm
 import nmm
 
 from .mlp import MLP, trainable
-from .task import Task
+from .task import Task, _array_bytes
 
 OPTIMIZERS = ("adam", "lbfgs")
+_AFRESH = "pass resume=False to start afresh (the file is overwritten), or use another checkpoint path"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that belongs to another run, or that cannot be read or written (the message
+    names the file and says how to start afresh)."""
 
 
 @dataclass
@@ -145,7 +159,11 @@ def train(
         chunk: steps per jitted ``lax.scan`` call (errors and checkpoints at chunk ends).
         checkpoint: file path: network, optimiser state and history are written there after
             every chunk (one ``.npz`` file, leaves serialised by equinox); with ``resume=True``
-            an existing checkpoint is loaded and training continues from it.
+            an existing checkpoint is loaded and training continues from it. It records the
+            task's fingerprint, the network's shapes, a hash of the initial network (``net`` as
+            passed: the same PRNG key) and the optimiser: a checkpoint of another run is refused
+            (:class:`CheckpointError`), as is one that cannot be read or written.
+        resume: ``False``: ignore an existing checkpoint and start afresh (it is overwritten).
         progress: show a tqdm progress bar.
         callback: ``callback(step, model, history)`` after every chunk (to record anything over
             training without re-entering ``train``, which would compile again).
@@ -158,22 +176,31 @@ def train(
     for name, value in (("steps", steps), ("chunk", chunk)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(resume, bool):
+        raise TypeError(f"resume must be True or False, got {resume!r}")
     opt, line_search = make_optimizer(optimizer, learning_rate)
 
     params, static = eqx.partition(net, spec)
     state = opt.init(params)
     history = History(errors={"L2": [], "H1": []} if task.has_exact else {})
     path = Path(checkpoint) if checkpoint is not None else None
-    meta = {
-        **meta,
-        "optimizer": optimizer if isinstance(optimizer, str) else "optax transformation",
-        "learning_rate": learning_rate if not callable(learning_rate) else "schedule",
-    }
-    if path is not None and resume and path.exists():
-        params, state, history = _load(path, params, state, meta)
+    if path is not None:
+        _check_writable(path)
+        meta = {
+            **meta,
+            "task": task.fingerprint(),
+            "init": _digest(net),
+            "optimizer": optimizer if isinstance(optimizer, str) else "optax transformation",
+            "learning_rate": _describe_rate(learning_rate),
+        }
+        if not isinstance(optimizer, str):  # an optax transformation: its state's structure
+            meta["optimizer_state"] = _digest(str(jax.tree_util.tree_structure(state)))
+        if resume and path.exists():
+            params, state, history, meta["init"] = _load(path, params, state, static, meta)
     if history.steps > steps:
-        raise ValueError(
-            f"steps={steps} is fewer than the {history.steps} steps already in the checkpoint"
+        raise CheckpointError(
+            f"steps={steps} is fewer than the {history.steps} steps already in checkpoint "
+            f"{str(path)!r}; ask for more steps, or {_AFRESH}"
         )
 
     task_arrays, task_static = eqx.partition(task, eqx.is_array)
@@ -231,7 +258,56 @@ def _model_spec(net, task: Task):
         raise ValueError(f"net.in_size={net.in_size} does not match the task's dimension {task.dim}")
     if net.out_size != "scalar":
         raise ValueError(f"net must have a scalar output (out_size='scalar'), got {net.out_size!r}")
-    return trainable(net), {"widths": list(net.widths), "activation": net.activation}
+    meta = {
+        "model": "MLP",
+        "in_size": int(net.in_size),
+        "widths": list(net.widths),
+        "activation": net.activation,
+        "fourier_features": 0 if net.fourier is None else int(net.fourier.shape[0]),
+    }
+    if net.activation == "sin":
+        meta["omega0"] = float(net.omega0)
+    return trainable(net), meta
+
+
+def _digest(tree) -> str:
+    """A hash of a pytree's arrays (their paths, shapes and values) or of a string."""
+    h = hashlib.sha256()
+    if isinstance(tree, str):
+        h.update(tree.encode())
+    else:
+        for p, leaf in jax.tree_util.tree_leaves_with_path(eqx.filter(tree, eqx.is_array)):
+            h.update(jax.tree_util.keystr(p).encode())
+            h.update(_array_bytes(leaf))
+    return h.hexdigest()[:16]
+
+
+def _describe_rate(learning_rate):
+    """A number, or a schedule's values at a few step counts (two schedules that agree there are
+    taken as the same)."""
+    if not callable(learning_rate):
+        return float(learning_rate)
+    return {"schedule": [float(learning_rate(i)) for i in (0, 1, 10, 100, 1000, 10_000, 100_000)]}
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before any compilation if the checkpoint cannot be written."""
+    if path.is_dir():
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is a directory: give a file path "
+            f"(e.g. {str(path / 'run.ckpt')!r})"
+        )
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb"):
+            pass
+        tmp.unlink()
+    except OSError as err:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} cannot be written ({err.strerror or err}): use a writable "
+            "path, or checkpoint=None to train without one"
+        ) from None
 
 
 def _save(path: Path, params, state, history: History, meta: dict) -> None:
@@ -240,23 +316,94 @@ def _save(path: Path, params, state, history: History, meta: dict) -> None:
     buf = io.BytesIO()
     eqx.tree_serialise_leaves(buf, (params, state))
     text = json.dumps({"meta": meta, "history": history.to_json()}).encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(
-            fh, leaves=np.frombuffer(buf.getvalue(), np.uint8), history=np.frombuffer(text, np.uint8)
-        )
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                leaves=np.frombuffer(buf.getvalue(), np.uint8),
+                history=np.frombuffer(text, np.uint8),
+            )
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} cannot be written ({err.strerror or err}): use a writable "
+            "path, or checkpoint=None to train without one"
+        ) from None
 
 
-def _load(path: Path, params, state, meta: dict):
-    with np.load(path) as data:
-        saved = json.loads(data["history"].tobytes().decode())
-        leaves = data["leaves"].tobytes()
-    if saved["meta"] != json.loads(json.dumps(meta)):
-        raise ValueError(
-            f"checkpoint {str(path)!r} was written for {saved['meta']}, not for this run {meta}; "
-            "use another path or resume=False"
+def _unreadable(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {str(path)!r} cannot be read: {why}; delete it, or {_AFRESH}")
+
+
+def _load(path: Path, params, state, static, meta: dict):
+    """The checkpoint's params, optimiser state, history and initial-network hash, if it belongs
+    to this run: the same meta, and ``net`` either the run's initial network or the one the
+    checkpoint holds (continuing from a returned network)."""
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise _unreadable(path, "not an nmm_nn checkpoint (not an .npz archive: garbage or truncated)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            saved = json.loads(data["history"].tobytes().decode())
+            leaves = data["leaves"].tobytes()
+        saved_meta = saved["meta"]
+        history = History.from_json(saved["history"])
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        zipfile.BadZipFile,
+    ) as err:
+        # garbage, truncated or foreign files: numpy, zipfile and json errors
+        raise _unreadable(path, f"not an nmm_nn checkpoint ({type(err).__name__}: {err})") from None
+    if not (
+        isinstance(saved_meta, dict)
+        and len(history.step) == len(history.wall)
+        and (history.step[-1] if history.step else 0) == history.steps
+        and all(len(v) == len(history.step) for v in history.errors.values())
+    ):
+        raise _unreadable(path, "its history is inconsistent")
+    want = json.loads(json.dumps(meta))
+    diff = [
+        k
+        for k in sorted(set(want) | set(saved_meta))
+        if k != "init" and saved_meta.get(k) != want.get(k)
+    ]
+    if diff:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} belongs to another run: "
+            + "; ".join(
+                _difference(k, saved_meta.get(k, "<missing>"), want.get(k, "<missing>")) for k in diff
+            )
+            + f". Resume with the run that wrote it, or {_AFRESH}"
         )
-    params, state = eqx.tree_deserialise_leaves(io.BytesIO(leaves), (params, state))
-    return params, state, History.from_json(saved["history"])
+    try:
+        params, state = eqx.tree_deserialise_leaves(io.BytesIO(leaves), (params, state))
+    except Exception as err:  # truncated or mis-sized leaves: numpy / equinox errors
+        raise _unreadable(
+            path, f"its network leaves are damaged ({type(err).__name__}: {err})"
+        ) from None
+    if saved_meta.get("init") != want["init"] and _digest(eqx.combine(params, static)) != want["init"]:
+        # neither the initial network of that run nor the network it holds now
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} belongs to another run: "
+            + _difference("init", saved_meta.get("init", "<missing>"), want["init"])
+            + f". Resume with the run that wrote it, or {_AFRESH}"
+        )
+    return params, state, history, saved_meta.get("init")
+
+
+_WHAT = {
+    "task": "the task differs (its form, data, points or exact solution)",
+    "init": "the initial network differs (another PRNG key, initialisation or Fourier features)",
+}
+
+
+def _difference(key: str, saved, now) -> str:
+    what = _WHAT.get(key, key)
+    return f"{what}: checkpoint {saved!r}, this run {now!r}"

@@ -40,8 +40,9 @@ def test_grad_matches_finite_differences(setup):
     h = 1e-5
     fd = jnp.array([(objective(th + h * e) - objective(th - h * e)) / (2 * h) for e in jnp.eye(3)])
     np.testing.assert_allclose(g, fd, rtol=1e-6)
-    # the jitted gradient agrees with the eager one
-    np.testing.assert_allclose(jax.jit(jax.grad(objective))(th), g, rtol=1e-12)
+    # under an outer jit too (nmm.solve is jitted inside, so comparing with the eager gradient
+    # would compare the code with itself: the reference is the differences)
+    np.testing.assert_allclose(jax.jit(jax.grad(objective))(th), fd, rtol=1e-6)
 
 
 def test_vmap_over_64_sources_equals_loop(setup):
@@ -73,8 +74,18 @@ def test_cg_agrees_with_direct_and_is_differentiable(setup):
 
 
 def test_field_evaluation_under_jit_and_vmap(setup):
-    V, problem, pts, _ = setup
-    u = nmm.solve(V, problem, params=jnp.array([1.0, 2.0, 0.5]))
-    eager = u(pts)
-    np.testing.assert_allclose(jax.jit(lambda f, x: f(x))(u, pts), eager, rtol=1e-14)
-    np.testing.assert_allclose(jax.vmap(u)(pts), eager, rtol=1e-14)
+    """A field with known coefficients: each physical cover's constant term is g(its node) for a
+    linear g, so the hats (a partition of unity that reproduces linears, also across the crack
+    and around the hole) make u = g and ∇u = ∇g exactly. Under jit, vmap and plain calls the
+    values equal g (measured 4e-16, bound 1e-14), not merely each other."""
+    V, _, pts, _ = setup
+    g = lambda p: 0.3 + 1.7 * p[..., 0] - 0.6 * p[..., 1]  # noqa: E731
+    topo = V.host.topology
+    nodes = np.asarray(V.host.cover.nodes)[topo.cover_node]
+    u = nmm.Field(V, jnp.zeros(V.n_dofs).at[:: V.n_terms].set(g(nodes)))
+    exact = g(np.asarray(pts))
+    jitted, grads = jax.jit(lambda f, x: (f(x), f.grad(x)))(u, pts)
+    for vals in (u(pts), jitted, jax.vmap(u)(pts)):
+        np.testing.assert_allclose(vals, exact, rtol=0, atol=1e-14)
+    # measured 2.4e-15
+    np.testing.assert_allclose(grads, np.tile([1.7, -0.6], (len(pts), 1)), rtol=0, atol=2e-14)

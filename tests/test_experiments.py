@@ -1,6 +1,11 @@
-"""Runner and CLI: a tiny config end to end, resume without redoing cases, one-line errors."""
+"""Runner and CLI: a tiny config end to end, resume without redoing cases (also after a kill),
+one-line errors."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -101,5 +106,43 @@ def test_deep_manifold_experiments_produce_figures_and_verdicts(tmp_path):
     assert "## Deep Manifold claims" in path.read_text() and "Rule:" in path.read_text()
     with pytest.raises(ConfigError, match="multiple of stage"):
         parse_config({**tiny, "deep_manifold": {"steps": 120, "stage": 50}})
-    with pytest.raises(ConfigError, match="unknown Deep Manifold experiments"):
+    with pytest.raises(ConfigError, match="unknown Deep Manifold experiment 'grokking'"):
         parse_config({**tiny, "deep_manifold": {"experiments": ["grokking"]}})
+
+
+def test_cli_resumes_after_a_kill(tmp_path, capsys):
+    """The CLI killed mid-suite (SIGKILL while a network trains) and run again: the finished case is
+    kept (not recomputed), the rest is computed, and every result equals an uninterrupted run's."""
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(
+        'name = "tiny"\nproblems = ["poly-2"]\nmethods = ["nmm", "mlp-tanh"]\n'
+        "[train]\nsteps = 3000\nchunk = 1000\n[mlp]\nsizes = [[8, 2]]\n"
+        '[nmm.sizes]\n"poly-2" = [[1, 2]]\n'
+    )
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    argv = ["run", "--config", str(cfg), "--no-progress", "--out"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments", *argv, str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not list((killed / "cases").glob("*__nmm__*.json")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the first case never finished"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # killed, not finished
+    (first,) = (killed / "cases").glob("*.json")  # the network's case was not written
+    stamp = first.stat().st_mtime_ns
+    assert main([*argv, str(killed)]) == 0  # resumes
+    assert first.stat().st_mtime_ns == stamp and len(list((killed / "cases").glob("*.json"))) == 2
+    assert main([*argv, str(whole)]) == 0
+    capsys.readouterr()
+    resumed, ref = (json.loads((d / "results.json").read_text())["cases"] for d in (killed, whole))
+    assert [(c["method"], c["size"]) for c in resumed] == [(c["method"], c["size"]) for c in ref]
+    for a, b in zip(resumed, ref, strict=True):  # bit for bit, run times apart
+        assert (a["L2"], a["H1"], a["max"], a["loss"]) == (b["L2"], b["H1"], b["max"], b["loss"])
+        ha, hb = a["history"], b["history"]
+        assert (ha.get("loss"), ha.get("errors")) == (hb.get("loss"), hb.get("errors"))
+    assert len(resumed[1]["history"]["loss"]) == 3000

@@ -83,7 +83,7 @@ def test_elements_tile_the_domain(dom2d):
         assert abs(seg[~topo.bnd_crack].sum() - perimeter) < 1e-12 * perimeter
         # crack faces come in pairs; the parts inside the two tip cells are not faces
         faces = seg[topo.bnd_crack].sum()
-        assert 2 * (0.9 - 2 * np.sqrt(2) * mc.h) < faces < 2 * 0.9
+        assert 2 * (0.9 - 2 * np.sqrt(2) * mc.diameter) < faces < 2 * 0.9
 
 
 def _covers_of_node(topo, node):

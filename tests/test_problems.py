@@ -73,10 +73,30 @@ def test_lshape_boundary_and_crack_jump():
     assert abs(float(c.exact(jnp.array([0.5, 0.0])))) < 1e-12  # continuous ahead of the tip
 
 
+# relative L2 of the p = 1 solve on the sizes below, measured (seed 0): poly-2 9e-16 (degree
+# p + 1: reproduced), poly-4 3.1e-4, poly-6 8.8e-4, poly-8 1.3e-3, poly-10 4.2e-3, poly-12 1.4e-2,
+# poly-16 1.8e-2, sines 2.4e-2, crack-jump 6.1e-3, poisson-hole 4.1e-4, poisson-lshape 6.6e-3;
+# bounds about 2.5 x those (a wrong source, boundary datum or exact solution gives O(1))
+L2_BOUNDS = {
+    "poly-2": 1e-14,
+    "poly-4": 8e-4,
+    "poly-6": 2e-3,
+    "poly-8": 3e-3,
+    "poly-10": 1e-2,
+    "poly-12": 3e-2,
+    "poly-16": 4e-2,
+    "sines": 6e-2,
+    "crack-jump": 1.5e-2,
+    "poisson-hole": 1e-3,
+    "poisson-lshape": 1.5e-2,
+}
+
+
 def test_nmm_solves_every_problem():
+    assert set(problems.names()) == set(L2_BOUNDS)
     for name in problems.names():
         p = problems.get(name)
         space = p.space(8 if p.dim == 2 else (128 if name == "sines" else 16), degree=1)
         u = p.solve(space)
         err = p.task(space).errors(lambda x, u=u: u(x[None])[0])["L2"]
-        assert np.isfinite(err) and err < 0.5, (name, err)
+        assert err < L2_BOUNDS[name], (name, err)

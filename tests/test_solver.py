@@ -12,7 +12,7 @@ import nmm
 def test_singular_high_order_system_is_solved_and_conditioned(dom2d):
     V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom2d, 0.3, offset=(0.3, 0.2)), dom2d, degree=2)
     exact = lambda x: jnp.cos(x[0]) * jnp.exp(x[1] / 2)  # noqa: E731
-    u = nmm.solve(V, manufactured(exact))
+    u = nmm.solve(V, manufactured(exact), solver=nmm.linalg.SuperLU(condition=True))
     residual, iterations, cond = (float(s) for s in u.stats)
     assert residual < 1e-12 and 1 <= iterations <= 20
     # hats × polynomials are linearly dependent: the factored (perturbed) matrix is near 1/eps
@@ -39,9 +39,10 @@ def test_sliver_covers_do_not_break_accuracy():
 def test_non_finite_data_raises_instead_of_nan():
     dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
     V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.25), dom, degree=1)
-    with pytest.raises(Exception, match="right-hand side .* contains non-finite values"):
+    # the datum at fault is named, not only the system
+    with pytest.raises(Exception, match=r"Poisson\.f is not finite at some points"):
         nmm.solve(V, nmm.Poisson(f=lambda x: jnp.log(x[0] - 0.5), dirichlet=0.0))
-    with pytest.raises(Exception, match="right-hand side .* contains non-finite values"):
+    with pytest.raises(Exception, match=r"L2Fit\.target is not finite at some points"):
         nmm.fit(V, lambda x: jnp.where(x[0] > 0.5, jnp.nan, 1.0))
     with pytest.raises(ValueError, match="values contains non-finite values"):
         nmm.fit(V, (jnp.array([[0.5, 0.5]]), jnp.array([jnp.inf])))
@@ -88,4 +89,7 @@ def test_penalty_and_neumann_boundary_conditions():
 
     en = nmm.errors(nmm.solve(V, problem("nitsche")), exact)
     ep = nmm.errors(nmm.solve(V, problem("penalty")), exact)
-    assert en["L2"] < 1e-5 and ep["L2"] < 1e-5, (en, ep)
+    # measured L2 5.05e-7 (Nitsche), 5.85e-7 (penalty, β0 = 1e8: ratio 1.16); with β0 = 1e4 (a
+    # penalty 1e4 times too weak) the penalty's error is 1.19e-6, ratio 2.4
+    assert en["L2"] < 1e-6 and ep["L2"] < 1e-6, (en, ep)
+    assert ep["L2"] < 1.5 * en["L2"], (en, ep)

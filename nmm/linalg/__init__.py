@@ -16,6 +16,7 @@ from .iterative import BiCGStab as BiCGStab
 from .operator import BlockCSR as BlockCSR
 from .operator import BlockPattern as BlockPattern
 from .results import RESULTS as RESULTS
+from .results import RefinementWarning as RefinementWarning
 from .solve import Solution as Solution
 from .solve import SolverOptions as SolverOptions
 from .solve import as_solver as as_solver
@@ -29,6 +30,7 @@ __all__ = [
     "BlockCSR",
     "BlockPattern",
     "RESULTS",
+    "RefinementWarning",
     "Solution",
     "SolverOptions",
     "SuperLU",

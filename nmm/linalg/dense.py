@@ -82,9 +82,11 @@ class DenseLU(eqx.Module):
 
         res0 = jnp.where(jnp.isfinite(norm), 0.0, jnp.inf).astype(b.dtype)  # NaN data: reported
         init = (jnp.zeros_like(rhs), rhs, 0, jnp.asarray(jnp.inf, b.dtype), res0)
-        x, _, it, _, res = jax.lax.while_loop(cond, body, init)
+        x, _, it, energy, res = jax.lax.while_loop(cond, body, init)
         x = state.s * x
-        code = jnp.where(res > _FAIL_RESIDUAL, RESULTS.residual_too_large, RESULTS.successful)
+        met = (energy <= self.rtol) | (norm == 0)
+        code = jnp.where(met, RESULTS.successful, RESULTS.refinement_stalled)
+        code = jnp.where(res > _FAIL_RESIDUAL, RESULTS.residual_too_large, code)
         code = jnp.where(jnp.all(jnp.isfinite(x)) & jnp.isfinite(res), code, RESULTS.nonfinite)
         code = jnp.where(state.result != RESULTS.successful, state.result, code).astype(jnp.int32)
         return x, code, res, jnp.asarray(it, b.dtype)

@@ -3,7 +3,16 @@ of a ``vmap`` batch does not fail the others (``throw=False``)."""
 
 from __future__ import annotations
 
+import warnings
+
+import jax
 import jax.numpy as jnp
+import numpy as np
+
+
+class RefinementWarning(UserWarning):
+    """A solve whose iterative refinement stopped at ``max_iter`` before its energy rule held: the
+    result is returned (its residual is small) but may be less accurate than ``rtol`` asks."""
 
 
 class RESULTS:
@@ -18,6 +27,8 @@ class RESULTS:
     line_search_failed = 6
     nonfinite_rhs = 7
     nonfinite_matrix = 8
+    refinement_stalled = 9  # a warning, not a failure: the solution is returned
+    nonfinite_data = 64  # + i: datum i of the form (``Kernels.data_names``) is not finite
 
     messages = (
         "",
@@ -33,12 +44,50 @@ class RESULTS:
         "right-hand side (check the source, the boundary data and the coefficients) contains "
         "non-finite values",
         "system matrix (check the coefficients and the boundary data) contains non-finite values",
+        "iterative refinement stopped at max_iter before the energy of its correction fell below "
+        "rtol: the solution is returned, but it may be less accurate than rtol asks (near-singular "
+        "system: high order on cut covers; raise the solver's max_iter or look at u.info)",
     )
+    warnings = (refinement_stalled,)
+
+    @classmethod
+    def failed(cls, code):
+        """Where ``code`` is a failure (not success, not a warning), elementwise."""
+        code = jnp.asarray(code)
+        bad = code != cls.successful
+        for w in cls.warnings:
+            bad = bad & (code != w)
+        return bad
 
     @classmethod
     def message(cls, code: int) -> str:
         code = int(code)
-        return cls.messages[code] if 0 <= code < len(cls.messages) else f"unknown result {code}"
+        if 0 <= code < len(cls.messages):
+            return cls.messages[code]
+        if code >= cls.nonfinite_data:
+            return f"datum {code - cls.nonfinite_data} of the form is not finite where it is used"
+        return f"unknown result {code}"
+
+    @classmethod
+    def for_form(cls, form_name: str, data_names: tuple, has_dirichlet: bool) -> tuple:
+        """The messages, indexed by code, of a solve of one form: they name the form and, for
+        non-finite data, the datum."""
+        msgs = list(cls.messages)
+        msgs[cls.not_elliptic] = f"{form_name}: {msgs[cls.not_elliptic]}"
+        if not has_dirichlet:
+            hint = (
+                f"; {form_name} has no Dirichlet boundary here, so unless another term fixes the "
+                "solution (a reaction c > 0 somewhere, a penalty) it is singular: give dirichlet=..."
+            )
+            for c in (cls.residual_too_large, cls.singular):
+                msgs[c] += hint
+        msgs += [""] * (cls.nonfinite_data - len(msgs))
+        msgs += [
+            f"{name} is not finite at some points where it is used (quadrature points of the "
+            "domain, or of the boundary part where the condition holds): check its definition"
+            for name in data_names
+        ]
+        return tuple(msgs)
 
 
 def worst(*codes):
@@ -47,3 +96,17 @@ def worst(*codes):
     for c in codes[1:]:
         out = jnp.where(out == 0, jnp.asarray(c, jnp.int32), out)
     return out
+
+
+def _warn_host(codes) -> None:
+    codes = np.asarray(codes)
+    for w in RESULTS.warnings:
+        if np.any(codes == w):
+            # one fixed message per code: Python's warning filter shows it once per session
+            warnings.warn(RESULTS.messages[w], RefinementWarning, stacklevel=2)
+
+
+def warn_if_flagged(codes) -> None:
+    """Emit the warning of each warning code present in ``codes`` when the program runs (works
+    under jit, vmap and grad)."""
+    jax.debug.callback(_warn_host, jax.lax.stop_gradient(codes))

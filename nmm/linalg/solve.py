@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from .dense import DenseLU
 from .iterative import CG, BiCGStab
 from .operator import BlockCSR, BlockPattern
-from .results import RESULTS
+from .results import RESULTS, warn_if_flagged
 from .superlu import SuperLU, _factor, _refine
 
 SOLVERS = ("direct", "cg")
@@ -45,7 +45,7 @@ class SolverOptions(eqx.Module):
     eps: float = eqx.field(static=True, default=1e-12)
     rtol: float = eqx.field(static=True, default=1e-11)
     max_iter: int | None = eqx.field(static=True, default=None)
-    condition: bool = eqx.field(static=True, default=True)
+    condition: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         if self.method not in SOLVERS:
@@ -138,16 +138,20 @@ def checked_adjoint(lam, result, throw: bool):
         messages = tuple(
             m and f"gradient: the adjoint (transpose) solve failed: {m}" for m in RESULTS.messages
         )
-        return eqx.branched_error_if(lam, result != RESULTS.successful, result, messages)
-    return jnp.where(result == RESULTS.successful, lam, jnp.nan)
+        return eqx.branched_error_if(lam, RESULTS.failed(result), result, messages)
+    return jnp.where(RESULTS.failed(result), jnp.nan, lam)
 
 
-def raise_if_failed(x, result):
-    """``x`` with a runtime error attached that fires where ``result`` is not successful."""
+def raise_if_failed(x, result, messages=None):
+    """``x`` with a runtime error attached that fires where ``result`` is a failure (warning
+    codes such as a stalled refinement only warn); ``messages``: indexed by code (default
+    ``RESULTS.messages``)."""
     # the code is an integer output of a custom rule: under grad it carries a (zero) tangent
     # that branched_error_if's batching primitive cannot take, hence the stop_gradient
     result = jax.lax.stop_gradient(result)
-    return eqx.branched_error_if(x, result != RESULTS.successful, result, RESULTS.messages)
+    warn_if_flagged(result)
+    messages = RESULTS.messages if messages is None else messages
+    return eqx.branched_error_if(x, RESULTS.failed(result), result, messages)
 
 
 @eqx.filter_custom_vjp
@@ -211,6 +215,8 @@ def linear_solve(operator: BlockCSR, b, solver=None, *, state=None, throw: bool 
     code, res, its = (jax.lax.stop_gradient(v) for v in (code, res, its))
     if throw:
         x = raise_if_failed(x, code)
+    else:
+        warn_if_flagged(code)
     return Solution(x, code, res, its, cond, state)
 
 
@@ -232,7 +238,7 @@ def solve_dense(a, b, opts=None) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("a and b must be finite")
     opts = solver._opts(a.shape[0])
     f = _factor(sp.csc_matrix(a), True, opts)
-    x, res, it = _refine(f, f.a, b, False, opts)
+    x, res, it, _ = _refine(f, f.a, b, False, opts)
     return x, np.array([res, it, f.cond])
 
 

@@ -148,8 +148,8 @@ def _refine(f: _Factor, a: sp.csc_matrix, b: np.ndarray, trans: bool, opts: Supe
     norm = np.linalg.norm(rhs)
     x = np.zeros_like(rhs)
     if not np.isfinite(norm):  # reported as non-finite by _code, never solved as zero
-        return x, np.inf, 0
-    r, it, res = rhs, 0, 0.0
+        return x, np.inf, 0, True
+    r, it, res, met = rhs, 0, 0.0, norm == 0
     while norm > 0 and it < opts.max_iter:
         dx = f.lu.solve(r, trans="T" if trans else "N")
         x = x + dx
@@ -160,15 +160,19 @@ def _refine(f: _Factor, a: sp.csc_matrix, b: np.ndarray, trans: bool, opts: Supe
         energy = np.sqrt(abs(dx @ (a @ dx)) / max(abs(x @ ax), 1e-300))
         # near-singular high-order systems converge slowly (modes with λ ~ eps shrink by
         # λ/(λ+eps) per step) but steadily; max_iter bounds the work
-        if energy <= opts.rtol or not np.isfinite(res):
+        met = energy <= opts.rtol
+        if met or not np.isfinite(res):
             break
-    return f.s * x, res, it
+    return f.s * x, res, it, met
 
 
-def _code(x, res) -> int:
+def _code(x, res, met: bool = True) -> int:
+    """The result of a refined solve; ``met``: the refinement's energy rule held."""
     if not np.all(np.isfinite(x)) or not np.isfinite(res):
         return RESULTS.nonfinite
-    return RESULTS.residual_too_large if res > _FAIL_RESIDUAL else RESULTS.successful
+    if res > _FAIL_RESIDUAL:
+        return RESULTS.residual_too_large
+    return RESULTS.successful if met else RESULTS.refinement_stalled
 
 
 def _batch(arrays_and_trailing):
@@ -235,15 +239,15 @@ def _host_solve(pattern, transposed, symmetric, opts, trans, handles, data, ref,
             if same or np.array_equal(ref[ri], data[di])
             else (sp.diags(f.s) @ to_scipy(ref[ri], pattern, False) @ sp.diags(f.s)).tocsc()
         )
-        x, r, it = _refine(f, a, b[bi], trans, opts)
+        x, r, it, met = _refine(f, a, b[bi], trans, opts)
         if a is not f.a and (not np.isfinite(r) or r > 1e-9):
             # the factor of a nearby matrix did not converge as a preconditioner: factor this one
             g, code = _try_factor(ref[ri], pattern, transposed, symmetric, opts)
             if g is None:
                 codes[out] = code
                 continue
-            x, r, it = _refine(g, g.a, b[bi], trans, opts)
-        xs[out], res[out], its[out], codes[out] = x, r, it, _code(x, r)
+            x, r, it, met = _refine(g, g.a, b[bi], trans, opts)
+        xs[out], res[out], its[out], codes[out] = x, r, it, _code(x, r, met)
     if last:
         FACTORS.drop(handles)
     return xs, res, its, codes
@@ -280,7 +284,7 @@ class SuperLU(eqx.Module):
     eps: float = eqx.field(static=True, default=1e-12)
     rtol: float = eqx.field(static=True, default=1e-11)
     max_iter: int = eqx.field(static=True, default=20)
-    condition: bool = eqx.field(static=True, default=True)
+    condition: bool = eqx.field(static=True, default=False)
     drop_roundoff: bool | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
