@@ -43,6 +43,8 @@ class BoundaryData(eqx.Module):
 
     dirichlet: jax.Array
     neumann: jax.Array
+    # read from the host masks before they become arrays (under an outer jit they are tracers)
+    has_dirichlet: bool = eqx.field(static=True, default=True)
 
 
 def volume_quadrature(space) -> Quadrature:

@@ -34,7 +34,8 @@ from .forms import boundary as bc
 from .forms.base import Form
 from .forms.fit import L2Fit
 from .kernels import bind
-from .linalg.results import RESULTS, warn_if_flagged, worst
+from .linalg.dense import DenseLU
+from .linalg.results import RESULTS, settle, warn_if_flagged, worst
 from .linalg.solve import as_solver, checked_adjoint, linear_solve, raise_if_failed, solve_with
 from .linalg.superlu import SuperLU
 from .locate import find
@@ -79,7 +80,7 @@ def boundary_data(space: ManifoldSpace, form: Form) -> BoundaryData:
     """Where the form's boundary conditions hold (host side), checked against its null modes."""
     dmask, nmask = bc.masks(space, form)
     bc.check_null_modes(space, form, dmask)
-    return BoundaryData(jnp.asarray(dmask), jnp.asarray(nmask))
+    return BoundaryData(jnp.asarray(dmask), jnp.asarray(nmask), bool(np.any(dmask > 0)))
 
 
 # ------------------------------------------------------------------------------ the core
@@ -117,8 +118,11 @@ def _forward(kern, space, bd, quad, solver, opts, x0, keep, lsq=False):
     if kern.linear:
         R0, K, ok = _assemble(space, kern, bd, None, quad)
         state = solver.init(K)
-        refine = space.stable
-        # stable spaces refine outside (nmm.refine): the factored solve needs few steps itself
+        # stable spaces refine outside (nmm.refine): the factored solve needs few steps itself.
+        # Not with an iterative solver as M⁻¹: it solves to its own rtol, and on a residual at
+        # round-off level (partly in the null space of the frame) it fails to converge and the
+        # corrections grow (measured: CG refined by CG goes from 1e-11 to 2e-6 in four steps)
+        refine = space.stable and isinstance(solver, SuperLU | DenseLU)
         first = preconditioner(solver) if refine else solver
         x, code, res, its = solve_with(first.solve, state, -R0, last=not (keep or refine))
         if refine:
@@ -219,14 +223,14 @@ def _diagnose(space, kern, bd, code):
 
 
 @eqx.filter_jit
-def _solve(space, form, params, bd, quad, solver, opts, x0, throw, has_dirichlet=True):
+def _solve(space, form, params, bd, quad, solver, opts, x0, throw):
     kern = bind(form, params, space.components, space.dim, space.q_points.dtype)
     if kern.linear:
         solver = _linear_solver(space, solver)
     x, info = _implicit(kern, space, bd, quad, solver, opts, x0, throw, isinstance(form, L2Fit))
     info = eqx.tree_at(lambda i: i.result, info, _diagnose(space, kern, bd, info.result))
     if throw:
-        messages = RESULTS.for_form(type(form).__name__, kern.data_names, has_dirichlet)
+        messages = RESULTS.for_form(type(form).__name__, kern.data_names, bd.has_dirichlet)
         x = raise_if_failed(x, info.result, messages)
     else:
         warn_if_flagged(info.result)
@@ -279,9 +283,8 @@ def solve(
             raise ValueError(f"x0 must have shape ({space.n_dofs},), got {x0.shape}")
     problem.check_data(params)
     bd = boundary_data(space, problem)
-    has_dirichlet = bool(np.any(np.asarray(bd.dirichlet) > 0))  # host masks: concrete even under jit
-    x, info = _solve(space, problem, params, bd, None, solver, opts, x0, bool(throw), has_dirichlet)
-    return Field(space, x, info)
+    x, info = _solve(space, problem, params, bd, None, solver, opts, x0, bool(throw))
+    return settle(Field(space, x, info))
 
 
 def assemble(space: ManifoldSpace, problem: Form, params=None, state=None):
@@ -326,7 +329,7 @@ def fit(space: ManifoldSpace, target, params=None, solver=None, *, throw: bool =
         form.check_data(params)
         bd = boundary_data(space, form)
         x, info = _solve(space, form, params, bd, None, solver, Newton(), None, bool(throw))
-        return Field(space, x, info)
+        return settle(Field(space, x, info))
     if not (isinstance(target, tuple | list) and len(target) == 2):
         raise TypeError(
             f"target must be a callable or a (points, values) pair, got {type(target).__name__}"
@@ -357,7 +360,7 @@ def fit(space: ManifoldSpace, target, params=None, solver=None, *, throw: bool =
         raise ValueError("values contains non-finite values")
     form = L2Fit(0.0, components=space.components)
     x, info = _fit_samples(space, form, points, values, solver, bool(throw))
-    return Field(space, x, info)
+    return settle(Field(space, x, info))
 
 
 @eqx.filter_jit

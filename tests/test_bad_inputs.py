@@ -2,6 +2,9 @@
 argument and the offending value, raised before tracing where possible; never a silent wrong
 answer. (Training, checkpoints and the CLI: tests/test_checkpoints.py, tests/test_cli_errors.py.)"""
 
+import warnings
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -234,10 +237,12 @@ def test_large_space_warns(dom, monkeypatch):
 # ------------------------------------------------------------------ refinement that stops short
 
 
-def test_stalled_refinement_sets_a_code_and_warns(V):
+def test_stalled_refinement_sets_a_code_and_warns(dom):
     """One refinement step cannot meet the energy rule (the first correction is the whole
-    solution): the result comes back with the code and a warning, never silently."""
-    exact = lambda x: x[0] * x[1]  # noqa: E731
+    solution): the result comes back with the code and a warning, never silently. (p = 0: on
+    stable spaces, p >= 1, the outer refinement of nmm.refine decides, see the next test.)"""
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=0.25), dom, degree=0)
+    exact = lambda x: x[0] + 2 * x[1]  # noqa: E731
     solver = nmm.linalg.SuperLU(max_iter=1)
     with pytest.warns(nmm.RefinementWarning, match="iterative refinement stopped at max_iter"):
         u = nmm.solve(V, nmm.Poisson(f=0.0, dirichlet=exact), solver=solver)
@@ -249,6 +254,28 @@ def test_stalled_refinement_sets_a_code_and_warns(V):
     # the default solver meets its rule here: no code, no warning
     u = nmm.solve(V, nmm.Poisson(f=0.0, dirichlet=exact))
     assert int(u.info.result) == nmm.RESULTS.successful
+
+
+def test_stalled_outer_refinement_sets_a_code_and_warns(dom, monkeypatch):
+    """On stable spaces (p >= 1) the outer refinement's own rule decides: a rule it cannot meet
+    (rtol = 0) gives the stalled code and one warning, and the answer is still returned."""
+    import nmm.drivers
+
+    rule = nmm.drivers.converged
+    monkeypatch.setattr(nmm.drivers, "converged", lambda K, x, dx: rule(K, x, dx, rtol=0.0))
+    # a cover no other test builds (h = 0.3): this test's program is traced afresh, and dropped
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=0.3), dom, degree=2)
+    exact = lambda x: x[0] * x[1] - x[0] ** 2  # noqa: E731
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            u = nmm.solve(V, nmm.Poisson(f=2.0, dirichlet=exact))
+    finally:
+        jax.clear_caches()
+    stalled = [w for w in seen if issubclass(w.category, nmm.RefinementWarning)]
+    assert len(stalled) == 1, [str(w.message) for w in seen]
+    assert int(u.info.result) == nmm.RESULTS.refinement_stalled and bool(u.info.ok)
+    assert nmm.errors(u, exact)["L2"] < 1e-12
 
 
 def _system(V, exact):

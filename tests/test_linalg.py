@@ -116,7 +116,8 @@ def test_factorisation_is_kept(systems, monkeypatch):
 
 
 def test_vmap_with_one_infeasible_member(systems):
-    """throw=False: a member with k < 0 somewhere is flagged; the 15 others equal their solo solves."""
+    """throw=False: a member with k < 0 somewhere is flagged; the 15 others equal their solo solves
+    (to rounding)."""
     V, _, _ = systems
     prob = nmm.Poisson(
         k=lambda x, th: th[0] + th[1] * x[0], f=lambda x, th: 1.0 + x[1], dirichlet=lambda x, th: 0.0
@@ -135,7 +136,9 @@ def test_vmap_with_one_infeasible_member(systems):
     assert int(codes[5]) == nmm.RESULTS.not_elliptic
     for i in range(16):
         if i != 5:
-            np.testing.assert_array_equal(vals[i], one(ths[i])[0])
+            # equal to rounding: the batched matrix-free residuals of nmm.refine (p = 1) reduce
+            # in another order than the solo ones (measured 1.8e-16 relative)
+            np.testing.assert_allclose(vals[i], one(ths[i])[0], rtol=1e-13, atol=0)
     with pytest.raises(Exception, match="not elliptic"):
         jax.vmap(lambda th: nmm.solve(V, prob, params=th).coeffs)(ths)
 

@@ -106,6 +106,16 @@ def _warn_host(codes) -> None:
             warnings.warn(RESULTS.messages[w], RefinementWarning, stacklevel=2)
 
 
+def settle(tree):
+    """``tree``, after the warnings of its program have been emitted when it was computed eagerly:
+    the callback runs with the program, which JAX dispatches asynchronously, so without this
+    barrier a warning would surface later, away from the call that caused it (and outside a
+    ``warnings.catch_warnings`` around that call). Under a trace it does nothing."""
+    if not any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(tree)):
+        jax.effects_barrier()
+    return tree
+
+
 def warn_if_flagged(codes) -> None:
     """Emit the warning of each warning code present in ``codes`` when the program runs (works
     under jit, vmap and grad)."""

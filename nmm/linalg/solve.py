@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from .dense import DenseLU
 from .iterative import CG, BiCGStab
 from .operator import BlockCSR, BlockPattern
-from .results import RESULTS, warn_if_flagged
+from .results import RESULTS, settle, warn_if_flagged
 from .superlu import SuperLU, _factor, _refine
 
 SOLVERS = ("direct", "cg")
@@ -217,7 +217,7 @@ def linear_solve(operator: BlockCSR, b, solver=None, *, state=None, throw: bool 
         x = raise_if_failed(x, code)
     else:
         warn_if_flagged(code)
-    return Solution(x, code, res, its, cond, state)
+    return settle(Solution(x, code, res, its, cond, state))
 
 
 def solve_dense(a, b, opts=None) -> tuple[np.ndarray, np.ndarray]:
