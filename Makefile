@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -m ''
+	$(PY) -m pytest -q -n 2 --dist loadfile -m ''
 
 bench: $(STAMP)
 	$(PY) benchmarks/poisson_vs_skfem.py

@@ -182,8 +182,13 @@ def _check_dim(dom: Domain, dim: int, name: str) -> None:
 
 def _check_cells(what: str, n_cells: int, cells_per_box: int, limit_gib) -> None:
     # nodes, cells, cell data and the cut topology: ~1 KiB per cell measured order of magnitude
-    check_size(what, n_cells * cells_per_box * 1024 / 2**30, f"{n_cells * cells_per_box:.3g} cells",
-               limit_gib, "memory_limit_gib")
+    check_size(
+        what,
+        n_cells * cells_per_box * 1024 / 2**30,
+        f"{n_cells * cells_per_box:.3g} cells",
+        limit_gib,
+        "memory_limit_gib",
+    )
 
 
 def _lattice(dom: Domain, h, offset, name: str, cells_per_box: int, limit_gib):

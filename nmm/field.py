@@ -222,7 +222,6 @@ def _error_integrals(u: Field, exact, exact_grad, params, pts, w):
 
     bad = jnp.stack([nonfinite(e), nonfinite(ge), nonfinite(jnp.concatenate([val, grad[..., 0]], 1))])
     return (
-
         jnp.sum(wf * e**2),
         jnp.sum(wf * (val - e) ** 2),
         jnp.sum(wf[..., None] * ge**2),

@@ -175,6 +175,7 @@ def bind(form: Form, params, n: int, dim: int, dtype=jnp.float64) -> Kernels:
     bnd_c = eqx.filter_closure_convert(boundary, xe, xe)
     adm_c = eqx.filter_closure_convert(admissible, xe)
     data_c = eqx.filter_closure_convert(data, xe)
+
     def listed(what, k):
         return tuple(f"{name}.{what}" + (f"[{i}]" if k > 1 else "") for i in range(k))
 

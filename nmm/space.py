@@ -35,8 +35,13 @@ def _boxes(topo, qp, qw, sel=None):
     """``nmm.stable.support_boxes`` of the covers, from the simplices ``sel`` (default all)."""
     sel = np.arange(len(topo.simplex_elem)) if sel is None else sel
     return _stable.support_boxes(
-        topo.simplices[sel], topo.simplex_elem[sel], topo.elem_covers, topo.n_cover,
-        qp[sel], qw[sel], topo.simplex_elem[sel],
+        topo.simplices[sel],
+        topo.simplex_elem[sel],
+        topo.elem_covers,
+        topo.n_cover,
+        qp[sel],
+        qw[sel],
+        topo.simplex_elem[sel],
     )
 
 
@@ -86,8 +91,9 @@ def _check_size(cover: MathCover, degree: int, nt: int, nc: int, quad_degree: in
     fill = min(4.0 * unknowns * np.log2(max(nodes, 2)) * nt * nc, float(unknowns) ** 2)
     words = n_cells * loc * loc + 3 * n_cells * q * loc * (1 + dim) * nc + fill + 1500 * nodes
     detail = f"{unknowns:.3g} unknowns, {loc} local functions on each of {n_cells} cells"
-    check_size(f"ManifoldSpace(degree={degree})", 8 * words / 2**30, detail, limit_gib,
-               "memory_limit_gib")
+    check_size(
+        f"ManifoldSpace(degree={degree})", 8 * words / 2**30, detail, limit_gib, "memory_limit_gib"
+    )
 
 
 class ManifoldSpace(eqx.Module):
@@ -224,7 +230,7 @@ class ManifoldSpace(eqx.Module):
         # block structure: unique (cover_i, cover_j) pairs over all elements (and, for extended
         # fluxes, over boundary pieces' element × flux element), in CSR order
         def pairs(a, b):
-            return (np.repeat(a, b.shape[1], axis=1) * topo.n_cover + np.tile(b, (1, a.shape[1])))
+            return np.repeat(a, b.shape[1], axis=1) * topo.n_cover + np.tile(b, (1, a.shape[1]))
 
         ec = topo.elem_covers.astype(np.int64)
         elem_keys = pairs(ec, ec)
@@ -261,8 +267,16 @@ class ManifoldSpace(eqx.Module):
         if self.stable:
             center, axes = _stable.frames(*boxes)
             grams = _stable.local_grams(
-                cover.kind, self.degree, basis, cover.cell_data[topo.elem_cell], topo.elem_covers,
-                center, axes, qp, qw, topo.simplex_elem,
+                cover.kind,
+                self.degree,
+                basis,
+                cover.cell_data[topo.elem_cell],
+                topo.elem_covers,
+                center,
+                axes,
+                qp,
+                qw,
+                topo.simplex_elem,
             )
             T, _ = _stable.transforms(grams)
             self.elem_center = jnp.asarray(center[topo.elem_covers])

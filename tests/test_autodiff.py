@@ -36,6 +36,7 @@ def setup():
     return V, problem, pts, calls
 
 
+@pytest.mark.slow  # fast: tests/test_gradients.py::test_number, test_field (linear)
 def test_grad_matches_finite_differences(setup):
     V, problem, pts, _ = setup
 

@@ -179,6 +179,7 @@ def check_p1_rates(errs, hs):
     assert abs(slope(h1, hs) - 2) < 0.3, (h1, slope(h1, hs))
 
 
+@pytest.mark.slow  # fast: test_manufactured_convergence, test_timoshenko_reproduced_for_p_ge_2
 def test_timoshenko_p1_converges():
     hs = [0.25, 0.125]
     check_p1_rates(beam_errors(1, hs), hs)

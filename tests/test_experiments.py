@@ -110,6 +110,7 @@ def test_deep_manifold_experiments_produce_figures_and_verdicts(tmp_path):
         parse_config({**tiny, "deep_manifold": {"experiments": ["grokking"]}})
 
 
+@pytest.mark.slow  # fast: test_tiny_suite_end_to_end_and_resume
 def test_cli_resumes_after_a_kill(tmp_path, capsys):
     """The CLI killed mid-suite (SIGKILL while a network trains) and run again: the finished case is
     kept (not recomputed), the rest is computed, and every result equals an uninterrupted run's."""

@@ -46,7 +46,7 @@ def test_engine_reads_the_form_structure():
     assert k.linear and k.symmetric and k.blocks == ("gg",)
 
 
-@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("p", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_convection_diffusion_converges(dom2d, p):
     """Galerkin NMM for a non-symmetric form on the cracked L-shape with a hole: L2 rate p + 2."""
     problem = convection_problem()

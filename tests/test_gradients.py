@@ -63,7 +63,7 @@ def directional_fd(fn, theta, direction, h=1e-5):
     return (fn(theta + h * direction) - fn(theta - h * direction)) / (2 * h)
 
 
-@pytest.mark.parametrize("kind", ["linear", "nonlinear"])
+@pytest.mark.parametrize("kind", ["linear", pytest.param("nonlinear", marks=pytest.mark.slow)])
 def test_number(setup, kind):
     V, _, pts = setup
     fn = lambda k: objective(V, pts, kind, k)  # noqa: E731
@@ -73,7 +73,7 @@ def test_number(setup, kind):
     np.testing.assert_allclose(g, directional_fd(fn, k, 1.0), rtol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["linear", "nonlinear"])
+@pytest.mark.parametrize("kind", ["linear", pytest.param("nonlinear", marks=pytest.mark.slow)])
 def test_array_of_parameters(setup, kind):
     V, _, pts = setup
     coefficient = lambda x, th: th[0] + th[1] * x[0] + th[2] * x[1] ** 2  # noqa: E731
@@ -85,7 +85,7 @@ def test_array_of_parameters(setup, kind):
     np.testing.assert_allclose(g @ direction, directional_fd(fn, th, direction), rtol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["linear", "nonlinear"])
+@pytest.mark.parametrize("kind", ["linear", pytest.param("nonlinear", marks=pytest.mark.slow)])
 def test_field(setup, kind):
     """The coefficient is an NMM field on another cover of the domain (identification)."""
     V, W, pts = setup
@@ -100,7 +100,7 @@ def test_field(setup, kind):
     np.testing.assert_allclose(g @ direction, directional_fd(fn, k0.coeffs, direction), rtol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["linear", "nonlinear"])
+@pytest.mark.parametrize("kind", ["linear", pytest.param("nonlinear", marks=pytest.mark.slow)])
 def test_mlp(setup, kind):
     """The coefficient is a network k(x) = MLP(x) (positive: output bias 2)."""
     V, _, pts = setup

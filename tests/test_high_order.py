@@ -101,7 +101,7 @@ def _check_sliver(kind, p):
     assert e["H1"] <= factor * e0["H1"], (e, e0)  # no boundary layer in the sliver
 
 
-@pytest.mark.parametrize(("kind", "p"), [("grid", 1), ("triangles", 6)])
+@pytest.mark.parametrize(("kind", "p"), [("grid", 1)])
 def test_sliver_cover(kind, p):
     """A domain edge 1e-9 past a cover line leaves covers a sliver: no failure, and within 10x
     of the sliver-free error (before: grid p = 1 failed, H1 error 0.6 on the sliver; triangles
@@ -112,12 +112,7 @@ def test_sliver_cover(kind, p):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("kind", "p"),
-    [
-        (k, p)
-        for k in ("grid", "triangles")
-        for p in range(1, 7)
-        if (k, p) not in {("grid", 1), ("triangles", 6)}
-    ],
+    [(k, p) for k in ("grid", "triangles") for p in range(1, 7) if (k, p) != ("grid", 1)],
 )
 def test_sliver_cover_all_orders(kind, p):
     _check_sliver(kind, p)

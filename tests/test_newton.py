@@ -44,7 +44,7 @@ def convergence_orders(history):
     ]
 
 
-@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("p", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_newton_quadratic_convergence_and_rates(dom2d, p, capsys):
     problem = manufactured()
     hs = [0.4, 0.2, 0.1] if p == 1 else [0.4, 0.2, 0.13]
@@ -122,7 +122,7 @@ def test_newton_without_solution_reports_and_returns_no_nan():
     assert int(ok.info.result) == 0 and 0 < float(ok(jnp.array([0.5, 0.5]))) < 0.2
 
 
-@pytest.mark.parametrize("solver", ["direct", "dense"])
+@pytest.mark.parametrize("solver", ["direct", pytest.param("dense", marks=pytest.mark.slow)])
 def test_gradient_from_an_already_converged_guess(solver):
     """f = 0 gives u = 0 = the initial guess: Newton still factors once, so the adjoint is right
     (d u / d f at f = 0 is the linear Poisson solution)."""

@@ -20,6 +20,7 @@ def test_singular_high_order_system_is_solved_and_conditioned(dom2d):
     assert nmm.errors(u, exact)["L2"] < 1e-3
 
 
+@pytest.mark.slow  # fast: tests/test_high_order.py::test_sliver_cover
 def test_sliver_covers_do_not_break_accuracy():
     """A square whose right edge leaves slivers of 1e-6 h in the last column of cover cells."""
     h = 0.1

@@ -29,7 +29,7 @@ def space():
     return nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.125, offset=(0.3, 0.1)), dom, degree=1)
 
 
-@pytest.mark.parametrize("bc", ["nitsche", "penalty"])
+@pytest.mark.parametrize("bc", [pytest.param("nitsche", marks=pytest.mark.slow), "penalty"])
 def test_nmm_solution_is_the_minimiser(space, bc):
     prob = nmm.Poisson(bc=bc, dirichlet_on=lambda p: p[:, 0] < 0.99, **_data(EXACT, K))
     u = nmm.solve(space, prob)
@@ -105,6 +105,7 @@ def test_bad_input(space):
         Task.poisson(nmm.Poisson(f=1.0, dirichlet=0.0), space).errors(EXACT)
 
 
+@pytest.mark.slow  # fast: test_sample_fit_of_a_vector_space
 def test_vector_form_task_is_the_solver_functional():
     """Elasticity (a vector form) on the same functional: the Ritz task is stationary at the NMM
     solution, its errors are nmm.errors, and the PINN residual vanishes at the exact field."""
