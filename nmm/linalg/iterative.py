@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from .operator import BlockCSR
 from .results import RESULTS
 
-_FAIL_RESIDUAL = 1e-6
+_FAIL_RESIDUAL = 1e-6  # a residual below this is usable even where rtol was not met
 
 
 class JacobiState(eqx.Module):
@@ -51,9 +51,12 @@ def _residual(matvec, x, b):
     return jnp.linalg.norm(matvec(x) - b) / jnp.where(bn > 0, bn, 1.0)
 
 
-def _code(x, res, steps_exhausted):
-    code = jnp.where(res > _FAIL_RESIDUAL, RESULTS.residual_too_large, RESULTS.successful)
-    code = jnp.where(steps_exhausted & (res > _FAIL_RESIDUAL), RESULTS.max_steps_reached, code)
+def _code(x, res, steps_exhausted, rtol: float):
+    # a looser rtol than the usable residual is the user's choice: met, it is not a failure
+    # (2x: the true residual of the returned iterate against the recursive one that stopped)
+    limit = max(_FAIL_RESIDUAL, 2.0 * rtol)
+    code = jnp.where(res > limit, RESULTS.residual_too_large, RESULTS.successful)
+    code = jnp.where(steps_exhausted & (res > limit), RESULTS.max_steps_reached, code)
     return jnp.where(jnp.all(jnp.isfinite(x)) & jnp.isfinite(res), code, RESULTS.nonfinite).astype(
         jnp.int32
     )
@@ -125,7 +128,7 @@ class CG(eqx.Module):
         x, k = _pcg(op.mv, _precond(state, False), b, self.rtol, max_iter)
         res = _residual(op.mv, x, b)
         dtype = b.dtype
-        return x, _code(x, res, k >= max_iter), res, k.astype(dtype)
+        return x, _code(x, res, k >= max_iter, self.rtol), res, k.astype(dtype)
 
     def transpose_solve(self, state: JacobiState, b, operator: BlockCSR | None = None, *, last=False):
         return self.solve(state, b, operator)  # symmetric
@@ -153,7 +156,7 @@ class BiCGStab(eqx.Module):
             op.mv, b, tol=self.rtol, maxiter=max_iter, M=_precond(state, trans)
         )
         res = _residual(op.mv, x, b)
-        return x, _code(x, res, jnp.asarray(False)), res, jnp.asarray(-1.0, b.dtype)
+        return x, _code(x, res, jnp.asarray(False), self.rtol), res, jnp.asarray(-1.0, b.dtype)
 
     def solve(self, state: JacobiState, b, operator: BlockCSR | None = None, *, last=False):
         return self._run(state, b, operator, False)
