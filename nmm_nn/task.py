@@ -59,7 +59,8 @@ class Task(eqx.Module):
 
     Arrays: volume points ``points (N, dim)`` with weights ``weights (N,)`` and the element of each
     point ``elems (N,)`` (-1 for samples); fit targets ``target (N, n)`` (empty for PDE tasks);
-    boundary points ``b_points (M, dim)``, ``b_elems``, ``b_normal (M, dim)``, ``b_weights (M,)``,
+    boundary points ``b_points (M, dim)``, ``b_elems``, ``b_flux`` (the element giving the flux),
+    ``b_normal (M, dim)``, ``b_weights (M,)``,
     ``b_pieces (M,)`` (the boundary piece of each point), the per-piece condition masks
     ``b_dirichlet (k_d, M, n)`` / ``b_neumann (k_n, M, n)``, crack flags ``b_crack (M,)`` and the
     penalty ``b_beta (M,)``; error quadrature ``e_points``, ``e_weights``, ``e_elems`` with exact
@@ -86,6 +87,7 @@ class Task(eqx.Module):
     target: jax.Array
     b_points: jax.Array
     b_elems: jax.Array
+    b_flux: jax.Array  # the element whose gradients give the flux (nmm.stable.boundary_donors)
     b_normal: jax.Array
     b_weights: jax.Array
     b_dirichlet: jax.Array
@@ -198,6 +200,7 @@ class Task(eqx.Module):
         boundary = {
             "b_points": np.asarray(space.b_points).reshape(-1, space.dim),
             "b_elems": rep(space.b_elem),
+            "b_flux": rep(space.b_flux),
             "b_normal": rep(space.b_normal),
             "b_weights": np.asarray(space.b_weights).reshape(-1),
             "b_dirichlet": np.repeat(dmask, nq, axis=1),
@@ -306,6 +309,7 @@ class Task(eqx.Module):
             boundary = {
                 "b_points": empty,
                 "b_elems": np.zeros((0,), int),
+                "b_flux": np.zeros((0,), int),
                 "b_normal": empty,
                 "b_weights": np.zeros((0,)),
                 "b_dirichlet": np.zeros((0, 0, n)),
@@ -428,7 +432,12 @@ class Task(eqx.Module):
             vol = {"u": field(self.points)}
         else:
             vol = _field_values(field, self.elems, self.points)
-        bnd = _field_values(field, self.b_elems, self.b_points) if grad else None
+        bnd = None
+        if grad:
+            # values in the pieces' elements, gradients from the elements the solver takes the
+            # flux from (their own, or a neighbour's next to a sliver: nmm.stable.boundary_donors)
+            bnd = _field_values(field, self.b_elems, self.b_points)
+            bnd["du"] = _field_values(field, self.b_flux, self.b_points)["du"]
         return self.energy({"volume": vol, "boundary": bnd})
 
     def fingerprint(self) -> str:
