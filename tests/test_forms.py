@@ -152,6 +152,9 @@ def test_bad_forms_are_reported_before_solving():
         nmm.solve(V2, nmm.Elasticity(dirichlet=nmm.Dirichlet(0.0, components=(2,))))
     with pytest.raises(ValueError, match="nu must be in"):
         nmm.Elasticity(nu=0.5)
+    for nu in (-1.0, -1.5):  # the lower end too (found by mutation testing)
+        with pytest.raises(ValueError, match="nu must be in"):
+            nmm.Elasticity(nu=nu)
     with pytest.raises(ValueError, match="E must be positive"):
         nmm.Elasticity(E=-1.0)
     with pytest.raises(ValueError, match="plane must be one of"):

@@ -36,6 +36,12 @@ def test_operator_products_match_scipy(systems):
         np.testing.assert_allclose(op.T.mv(jnp.asarray(x)), A.T @ x, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(op.T.to_scipy().toarray(), A.T.toarray(), rtol=1e-13, atol=1e-12)
         np.testing.assert_allclose(op.to_dense(), A.toarray(), rtol=0, atol=1e-15)
+        # the block-Jacobi preconditioner's blocks are the dense matrix's diagonal blocks
+        # (a wrong fill there only slows CG down: no solution test sees it; mutation testing)
+        b = op.block_size
+        dense = A.toarray()
+        blocks = [dense[i * b : (i + 1) * b, i * b : (i + 1) * b] for i in range(op.n_block_rows)]
+        np.testing.assert_array_equal(op.diagonal_blocks(), np.stack(blocks))
         np.testing.assert_allclose(op.to_bcoo() @ jnp.asarray(x), A @ x, rtol=1e-12, atol=1e-12)
     assert K.symmetric and not C.symmetric
     assert abs(C.to_scipy() - C.to_scipy().T).max() > 0.1
@@ -59,6 +65,20 @@ def test_solvers_agree(systems, which):
             linear_solve(op, b, CG())
         else:
             raise ValueError("CG needs a symmetric operator")
+
+
+def test_dense_lu_reports_no_condition_unless_asked(systems):
+    """``condition`` is -1 when not computed, and numpy's 1-norm condition of the factored
+    matrix (unit diagonal, + eps I) when asked for; found by mutation testing."""
+    _, (K, R), _ = systems
+    A = np.asarray(K.to_dense())
+    d = 1.0 / np.sqrt(np.diag(A))
+    eps = nmm.linalg.DenseLU().eps
+    ref = np.linalg.cond(d[:, None] * A * d[None, :] + eps * np.eye(len(d)), 1)
+    plain = nmm.linalg.linear_solve(K, -R, nmm.linalg.DenseLU())
+    assert float(plain.condition) == -1.0
+    asked = nmm.linalg.linear_solve(K, -R, nmm.linalg.DenseLU(condition=True))
+    np.testing.assert_allclose(float(asked.condition), ref, rtol=1e-6)
 
 
 def test_linear_solve_gradient_non_symmetric(systems):
