@@ -60,6 +60,7 @@ def _check_run(out, summary, degrees):
     assert np.all(np.isfinite(mesh.point_data["grad_u"]))
 
 
+@pytest.mark.slow  # `make demo` runs it; fast: test_demo_cli_error_is_one_line
 def test_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "results"  # main creates it
     summary = demo.main(["--out", str(out), "--degrees", "1", "2"])

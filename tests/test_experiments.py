@@ -75,6 +75,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         parse_config({**TINY, "train": {"stepz": 3}})
 
 
+@pytest.mark.slow  # `make run` runs them; fast: test_tiny_suite_end_to_end_and_resume
 def test_deep_manifold_experiments_produce_figures_and_verdicts(tmp_path):
     from experiments.runner import run_claims
 

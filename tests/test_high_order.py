@@ -137,6 +137,7 @@ def test_stable_basis_spans_the_same_space():
     assert abs(e[0] - e[1]) <= 1e-3 * e[0], e
 
 
+@pytest.mark.slow  # fast: tests/test_gradients.py (p = 1 spaces are refined too)
 def test_gradient_through_a_refined_solve():
     """The implicit adjoint of a refined high-order solve against central differences."""
     dom = square_with_hole()

@@ -88,6 +88,7 @@ def test_newton_gradient_matches_finite_differences(dom2d):
     np.testing.assert_allclose(g, fd, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_frozen_jacobian_converges_linearly():
     dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
     V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.2, offset=(0.1, 0.05)), dom, degree=1)
@@ -122,7 +123,9 @@ def test_newton_without_solution_reports_and_returns_no_nan():
     assert int(ok.info.result) == 0 and 0 < float(ok(jnp.array([0.5, 0.5]))) < 0.2
 
 
-@pytest.mark.parametrize("solver", ["direct", pytest.param("dense", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "solver", [pytest.param(s, marks=pytest.mark.slow) for s in ("direct", "dense")]
+)
 def test_gradient_from_an_already_converged_guess(solver):
     """f = 0 gives u = 0 = the initial guess: Newton still factors once, so the adjoint is right
     (d u / d f at f = 0 is the linear Poisson solution)."""
