@@ -134,6 +134,11 @@ def _volume(space, kern: Kernels, quad: Quadrature, coeffs, matrix: bool):
     return vec, scatter_matrix(space, quad.elems, local), ok
 
 
+def masks_at_points(mask):
+    """Per-piece condition masks ``(k, n_b, n)`` aligned with the boundary points: ``(n_b, 1, k, n)``."""
+    return jnp.moveaxis(mask, 0, 1)[:, None]
+
+
 def _boundary_residuals(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: bool):
     """Boundary residuals ``r (n_b, Q, n, 1 + dim)`` (coefficients of v and ∇v) at the boundary
     quadrature points, their tangents ``T`` (with ``matrix``), and the basis there: values of the
@@ -147,9 +152,10 @@ def _boundary_residuals(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: 
         du = _state(space, coeffs, space.b_flux, phi, dphi)[1]
     gs, hs, hc, s = jax.vmap(jax.vmap(kern.boundary, in_axes=(0, None)))(pts, normal)
     # the conditions that hold on each piece (masks are per piece: align them with the points)
-    per_point = lambda mk: jnp.moveaxis(mk, 0, 1)[:, None]  # noqa: E731  (k, n_b, n) -> (n_b, 1, k, n)
     crack = jnp.broadcast_to(space.b_crack[:, None], s.shape)
-    g, m, h, s = bc.combine(per_point(bd.dirichlet), gs, per_point(bd.neumann), hs, crack, hc, s)
+    g, m, h, s = bc.combine(
+        masks_at_points(bd.dirichlet), gs, masks_at_points(bd.neumann), hs, crack, hc, s
+    )
     m = m[:, 0]  # (n_b, n): one weight per piece
     beta_s = space.boundary_beta(kern.beta0)[:, None] * s  # (n_b, Q)
 

@@ -23,6 +23,7 @@ from .assembly import (
     Quadrature,
     basis_at,
     contract_vector,
+    masks_at_points,
     scatter_vector,
     tested_residual,
     volume_quadrature,
@@ -200,9 +201,8 @@ def _nonfinite_datum(space, kern, bd):
     if space.b_elem.shape[0] > 0:
         at_points = jax.vmap(jax.vmap(kern.boundary, in_axes=(0, None)))
         gs, hs, hc, _ = at_points(space.b_points, space.b_normal)
-        per_point = lambda mk: jnp.moveaxis(mk, 0, 1)[:, None]  # noqa: E731  (n_b, 1, k, n)
-        ok.append(jnp.all(jnp.isfinite(gs) | (per_point(bd.dirichlet) == 0), axis=(0, 1, 3)))
-        ok.append(jnp.all(jnp.isfinite(hs) | (per_point(bd.neumann) == 0), axis=(0, 1, 3)))
+        ok.append(jnp.all(jnp.isfinite(gs) | (masks_at_points(bd.dirichlet) == 0), axis=(0, 1, 3)))
+        ok.append(jnp.all(jnp.isfinite(hs) | (masks_at_points(bd.neumann) == 0), axis=(0, 1, 3)))
         crack = space.b_crack[:, None, None]
         ok.append(jnp.all(jnp.isfinite(hc) | ~crack | (not kern.crack_flux))[None])
     else:
