@@ -10,11 +10,14 @@ factored solve's own refinement only):
   hole (p = 9; relative max);
 * Poisson, p = 6, the same domain and cover kind (h = 0.25), a smooth exact solution (relative L2);
 * slivers: [0, 1 + δ]² with δ = 1e-9 on grid and triangle covers (h = 0.25), p = 1 … 6, the
-  relative L2 and H1 errors against the sliver-free square (δ = 0) with the same cover.
+  relative L2 and H1 errors against the sliver-free square (δ = 0) with the same cover;
+* sliver widths: the same at p = 6 for δ = 1e-3 … 1e-12 (the donor fluxes above
+  ``nmm.stable.AGGREGATE`` × h, aggregated elements below it, the cover line itself below the
+  geometric tolerance 1e-9 × diameter).
 
 Usage::
 
-    python benchmarks/high_order.py            # everything (about 3 minutes on 2 cores)
+    python benchmarks/high_order.py            # everything (about 5 minutes on 2 cores)
     python benchmarks/high_order.py --quick    # no slivers
 
 Prints Markdown tables; writes results/high_order.json.
@@ -132,6 +135,21 @@ def main() -> None:
                     flush=True,
                 )
         report["slivers"] = rows
+        widths = (1e-3, 1e-5, 1e-7, 1e-9, 1e-12)
+        print("\n| cover, p = 6 | " + " | ".join(f"δ = {d:.0e}" for d in widths) + " |")
+        print("|---|" + "---|" * len(widths))
+        report["sliver_widths"] = {}
+        for kind in ("grid", "triangles"):
+            a = sliver(kind, 6, 0.0)
+            cells = []
+            for d in widths:
+                b = sliver(kind, 6, d)
+                report["sliver_widths"][f"{kind} {d:.0e}"] = b
+                cells.append(
+                    f"{b['L2'] / a['L2']:.1f} ({b['H1'] / a['H1']:.1f})"
+                    + ("" if b["result"] == 0 else " FAIL")
+                )
+            print(f"| {kind}: L2 ratio (H1 ratio) | " + " | ".join(cells) + " |", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
 

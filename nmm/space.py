@@ -45,24 +45,37 @@ def _boxes(topo, qp, qw, sel=None):
     )
 
 
-def _flux_elements(topo, qp, qw, h, boxes):
-    """The element giving the flux on each boundary piece (``nmm.stable.boundary_donors``);
-    ``boxes``: the covers' support boxes, or ``None`` to find those that may be thin (covers
-    without whole elements, from the simplices of cut elements only: cheap at p = 0)."""
+def _thin_and_donors(topo, qp, qw, h, boxes):
+    """Thin covers and the treatment of their elements (``nmm.stable``): elements holding a cover
+    thinner than ``AGGREGATE`` × h take a whole neighbour's basis (``aggregate``); boundary pieces
+    of elements that still hold a thin cover take their flux from a neighbour
+    (``boundary_donors``).
+
+    Args:
+        boxes: the covers' support boxes, or ``None`` to find those that may be thin (covers
+            without whole elements, from the simplices of cut elements only: cheap at p = 0).
+
+    Returns:
+        ``(topology, basis_cell, kept, donors)``: the topology with the aggregated covers gone,
+        the cell whose basis each element uses, the old numbers of the covers kept, and the flux
+        element of each boundary piece.
+    """
     if not topo.elem_cut.any():
-        return np.zeros(topo.n_cover, bool), topo.bnd_elem
+        return topo, topo.elem_cell, np.arange(topo.n_cover), topo.bnd_elem
     if boxes is None:
         boxes = _boxes(topo, qp, qw, np.nonzero(topo.elem_cut[topo.simplex_elem])[0])
     thin = _stable.thin_covers(boxes[2], h, topo.elem_covers, topo.elem_cut)
-    return thin, _donors(topo, qp, qw, thin)
-
-
-def _donors(topo, qp, qw, thin):
+    if not thin.any():
+        return topo, topo.elem_cell, np.arange(topo.n_cover), topo.bnd_elem
     area = np.bincount(topo.simplex_elem, qw.sum(1), topo.n_elem)
     centroid = np.zeros((topo.n_elem, qp.shape[-1]))
     np.add.at(centroid, topo.simplex_elem, np.einsum("sq,sqd->sd", qw, qp))
     centroid /= area[:, None]
-    return _stable.boundary_donors(topo.elem_covers, topo.bnd_elem, thin, centroid, area)
+    sliver = thin & (2.0 * np.min(boxes[2], axis=1) < _stable.AGGREGATE * h)
+    topo, basis_cell, kept = _stable.aggregate(topo, thin, sliver, centroid, area)
+    thin = thin[kept]
+    donors = _stable.boundary_donors(topo.elem_covers, topo.bnd_elem, thin, centroid, area)
+    return topo, basis_cell, kept, donors
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +131,8 @@ class ManifoldSpace(eqx.Module):
             support's own frame, orthonormalised on it; the same space); default: p >= 1 with
             polynomial cover functions (p = 0 has nothing to stabilise and keeps the plain path).
 
-    Array fields (JAX): per element ``elem_cell_data``, ``elem_dofs (n_elem, n_loc)``,
+    Array fields (JAX): per element ``elem_cell_data`` (the weights of the element's cell, or of a
+    neighbour's cell on a sliver's elements: ``nmm.stable.aggregate``), ``elem_dofs (n_elem, n_loc)``,
     ``elem_center (n_elem, n_v, dim)``, ``elem_scale (n_elem, n_v)``, ``elem_h (n_elem,)``,
     ``elem_blocks (n_elem, n_v, n_v)`` (index of each cover pair in the block matrix); volume
     quadrature ``q_points (n_s, n_q, dim)``, ``q_weights (n_s, n_q)``, ``q_elem (n_s,)``; boundary
@@ -204,28 +218,29 @@ class ManifoldSpace(eqx.Module):
         _check_size(cover, int(degree), nt, int(components), int(quad_degree), memory_limit_gib)
         topo = cut(cover, domain)
         n_v = cover.n_vertices
-        self.dim, self.degree, self.basis, self.kind = cover.dim, int(degree), basis, cover.kind
-        self.n_terms, self.n_covers, self.quad_degree = nt, topo.n_cover, int(quad_degree)
-        self.components = nc = int(components)
-
-        cells = cover.cells[topo.elem_cell]
-        dofs = (topo.elem_covers[:, :, None, None] * nc + np.arange(nc)[:, None]) * nt + np.arange(nt)
-        v = cover.nodes[cells]
-        elem_h = np.max(np.linalg.norm(np.roll(v, -1, axis=1) - v, axis=-1), axis=1)
-
         if cover.dim == 1:  # elements are intervals; boundary "integrals" are point values
-            qp, qw = map_segments(topo.simplices, self.quad_degree)
+            qp, qw = map_segments(topo.simplices, int(quad_degree))
             bp, bw = topo.bnd[:, :1], np.ones((len(topo.bnd), 1))
         else:
-            qp, qw = map_triangles(topo.simplices, self.quad_degree)
-            bp, bw = map_segments(topo.bnd, self.quad_degree)
+            qp, qw = map_triangles(topo.simplices, int(quad_degree))
+            bp, bw = map_segments(topo.bnd, int(quad_degree))
 
         # stable cover functions (nmm.stable): p >= 1 polynomial covers only; p = 0 has nothing
         # to stabilise and keeps the plain (faster) path
         self.stable = (degree >= 1 and basis == "polynomial") if stable is None else bool(stable)
         boxes = _boxes(topo, qp, qw) if self.stable else None
-        thin, donors = _flux_elements(topo, qp, qw, cover.h, boxes)
+        topo, basis_cell, kept, donors = _thin_and_donors(topo, qp, qw, cover.h, boxes)
+        boxes = None if boxes is None else tuple(b[kept] for b in boxes)
         self.extended = bool(np.any(donors != topo.bnd_elem))
+
+        self.dim, self.degree, self.basis, self.kind = cover.dim, int(degree), basis, cover.kind
+        self.n_terms, self.n_covers, self.quad_degree = nt, topo.n_cover, int(quad_degree)
+        self.components = nc = int(components)
+
+        cells = cover.cells[basis_cell]
+        dofs = (topo.elem_covers[:, :, None, None] * nc + np.arange(nc)[:, None]) * nt + np.arange(nt)
+        v = cover.nodes[cells]
+        elem_h = np.max(np.linalg.norm(np.roll(v, -1, axis=1) - v, axis=-1), axis=1)
 
         # block structure: unique (cover_i, cover_j) pairs over all elements (and, for extended
         # fluxes, over boundary pieces' element × flux element), in CSR order
@@ -245,7 +260,7 @@ class ManifoldSpace(eqx.Module):
         blocks_of = lambda k: np.searchsorted(keys, k).reshape(len(k), n_v, n_v)  # noqa: E731
 
         self.host = HostData(cover, domain, topo, BlockPattern(indptr, cols))
-        self.elem_cell_data = jnp.asarray(cover.cell_data[topo.elem_cell])
+        self.elem_cell_data = jnp.asarray(cover.cell_data[basis_cell])
         self.elem_dofs = jnp.asarray(dofs.reshape(len(cells), n_v * nc * nt))
         self.elem_center = jnp.asarray(cover.nodes[cells])
         self.elem_scale = jnp.asarray(cover.node_scale[cells])
@@ -270,7 +285,7 @@ class ManifoldSpace(eqx.Module):
                 cover.kind,
                 self.degree,
                 basis,
-                cover.cell_data[topo.elem_cell],
+                cover.cell_data[basis_cell],
                 topo.elem_covers,
                 center,
                 axes,

@@ -4,8 +4,11 @@ Produces the manifold elements (connected pieces of cover cells ∩ domain, spli
 physical covers (connected pieces of each patch ∩ domain minus cracks), an exact triangulation of
 every element for quadrature, and the boundary and crack-face pieces of every element.
 
-Only cells that the boundary or a crack touches go through shapely; the (many) cells strictly inside
-the domain are handled with vectorised numpy, which keeps 1e5-cell covers to a few seconds.
+Only cells that the boundary or a crack touches (or comes within the geometric tolerance of) go
+through shapely; the (many) cells strictly inside the domain are handled with vectorised numpy,
+which keeps 1e5-cell covers to a few seconds. Faces too small to integrate on (below 1e-12 h²: the
+corner of a 1e-9 sliver) make no element, but their pieces of the boundary go to the nearest
+element: the boundary condition holds on the whole boundary.
 
 Physical covers are found as connected components of a graph whose vertices are (node, element)
 incidences: two elements of the same patch are joined when they share a piece of a cover edge of
@@ -289,8 +292,12 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     shapely.prepare(shape)
     cracks = dom.crack_lines
     inside = shapely.contains_properly(shape, cell_polys)
+    tree = shapely.STRtree(cell_polys)
+    # cells within the tolerance of the boundary count as cut, so that their edges there carry
+    # the boundary condition (a domain edge 1e-12 past a cover line is that line to the cover;
+    # as a whole cell it had no boundary pieces and the edge was left free)
+    inside[tree.query(shape.boundary, predicate="dwithin", distance=tol)] = False
     if cracks is not None:
-        tree = shapely.STRtree(cell_polys)
         # cells within a rounding tolerance of a crack count as touched: a crack along a cover
         # line is on the boundary of the cells on both sides
         hit = tree.query(cracks, predicate="dwithin", distance=1e-2 * tol)
@@ -307,8 +314,14 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     geoms: list = list(cell_polys[whole])
     min_area = 1e-12 * mc.diameter**2
     cutters = _crack_cutters(dom, 1e3 * tol)
+    tiny = []  # faces too small to integrate on; their boundary goes to a neighbour (below)
     for c, piece in zip(cand, clipped, strict=True):
         faces = _split_cell(piece, cell_polys[c], cutters, 1e-2 * tol)
+        tiny += [
+            shapely.geometry.polygon.orient(f, 1.0)
+            for f in faces
+            if 0.0 < f.area <= min_area and f.geom_type == "Polygon"
+        ]
         faces = [f for f in faces if f.area > min_area]
         geoms += [shapely.geometry.polygon.orient(f, 1.0) for f in faces]
         elem_cell.append(np.full(len(faces), c))
@@ -390,6 +403,21 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
         for c in rings(g):
             seg.append(np.stack([c[:-1], c[1:]], axis=1))
             seg_elem.append(np.full(len(c) - 1, e))
+    n_own = sum(len(s) for s in seg)
+    if tiny:
+        # A face below min_area (a corner of a 1e-9 sliver, a whole 1e-12 sliver) has no element,
+        # but its piece of the boundary must still carry the boundary condition (without it a
+        # 1e-12 sliver along an edge left that edge free: error 5e-2). Each of its boundary
+        # segments goes to the nearest element, whose field extends over it (as the basis of
+        # aggregated elements does, nmm.stable.aggregate); crack faces are not moved (the nearest
+        # element may lie across the crack).
+        tree = shapely.STRtree(geoms)
+        for f in tiny:
+            c = np.asarray(f.exterior.coords)
+            s_f = np.stack([c[:-1], c[1:]], axis=1)
+            near = tree.nearest(shapely.points(0.5 * (s_f[:, 0] + s_f[:, 1])))
+            seg.append(s_f)
+            seg_elem.append(np.asarray(near, np.int64))
     if seg:
         seg = np.concatenate(seg)
         seg_elem = np.concatenate(seg_elem)
@@ -398,7 +426,8 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     mid = shapely.points(0.5 * (seg[:, 0] + seg[:, 1]))
     on_bnd = shapely.distance(shape.boundary, mid) <= tol
     on_crk = shapely.distance(cracks, mid) <= tol if cracks is not None else np.zeros(len(seg), bool)
-    keep = on_bnd | on_crk
+    on_crk[n_own:] = False
+    keep = (on_bnd | on_crk) & (np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1) > 0)
     seg, seg_elem = seg[keep], seg_elem[keep]
     d = seg[:, 1] - seg[:, 0]
     normal = np.stack([d[:, 1], -d[:, 0]], axis=1) / np.linalg.norm(d, axis=1, keepdims=True)

@@ -60,7 +60,17 @@ def _nodal_values(field: nmm.Field) -> tuple[np.ndarray, np.ndarray]:
     # degree 0: one coefficient per cover; the constant cover function is 1 (Legendre and Fourier)
     values = np.zeros(len(space.cover.nodes))
     values[nodes] = np.asarray(field.coeffs)
-    return values, counts > 0
+    covered = counts > 0
+    # the covers of a sliver's patches are aggregated (nmm.stable.aggregate): the sliver's elements
+    # extend a neighbour's linear field, whose value at the lost node keeps the network equal to
+    # the field on the sliver
+    real_nodes = space.cover.cells[topo.elem_cell]  # (n_elem, n_v)
+    lost = ~covered[real_nodes]
+    for e, k in zip(*np.nonzero(lost), strict=True):
+        x = jnp.asarray(space.cover.nodes[real_nodes[e, k]], dtype=float)
+        phi, _ = space.local_basis(int(e), x)
+        values[real_nodes[e, k]] = float(phi @ field.coeffs[space.elem_dofs[e]])
+    return values, covered | np.isin(np.arange(len(values)), real_nodes[lost])
 
 
 def _mlp_1d(x: np.ndarray, values: np.ndarray) -> MLP:

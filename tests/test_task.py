@@ -175,14 +175,17 @@ def test_sample_fit_of_a_vector_space():
     assert float(task.loss(lambda x: x)) > 0.1
 
 
-def test_nmm_solution_is_the_minimiser_next_to_a_sliver():
-    """On a space with a 1e-9 sliver the solver takes the Nitsche flux of the sliver's pieces from
-    a neighbouring element (nmm.stable.boundary_donors); the Task's functional does the same, so
-    the NMM solution is still its minimiser (with the pieces' own gradients it was not)."""
-    e = 1.0 + 1e-9
+@pytest.mark.parametrize("delta", [1e-5, 1e-9])
+def test_nmm_solution_is_the_minimiser_next_to_a_sliver(delta):
+    """Next to a 1e-5 sliver the solver takes the Nitsche flux of the sliver's pieces from a
+    neighbouring element (nmm.stable.boundary_donors); next to a 1e-9 sliver the sliver's
+    elements use a neighbour's basis (nmm.stable.aggregate). The Task's functional does the
+    same, so the NMM solution is still its minimiser (with the pieces' own gradients it was not)."""
+    e = 1.0 + delta
     dom = nmm.Domain.polygon([(0, 0), (e, 0), (e, e), (0, e)])
     V = nmm.ManifoldSpace(nmm.MathCover.grid(dom, 0.25), dom, degree=1)
-    assert V.extended
+    assert V.extended == (delta > 1e-6)
+    assert V.n_covers == (36 if delta > 1e-6 else 25)  # the sliver's covers aggregated
     prob = nmm.Poisson(**_data(EXACT, K))
     u = nmm.solve(V, prob)
     task = Task.poisson(prob, V)
