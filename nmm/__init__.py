@@ -19,6 +19,7 @@ from .covers import MathCover as MathCover  # noqa: E402
 from .drivers import assemble as assemble  # noqa: E402
 from .drivers import fit as fit  # noqa: E402
 from .drivers import solve as solve  # noqa: E402
+from .enrich import Enrichment as Enrichment  # noqa: E402
 from .field import Field as Field  # noqa: E402
 from .field import SolveInfo as SolveInfo  # noqa: E402
 from .field import errors as errors  # noqa: E402
@@ -39,6 +40,7 @@ __all__ = [
     "Domain",
     "MathCover",
     "ManifoldSpace",
+    "Enrichment",
     "Form",
     "Poisson",
     "Elasticity",

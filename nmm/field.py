@@ -12,7 +12,7 @@ from .checks import real_array
 from .forms.data import value
 from .linalg.results import RESULTS
 from .locate import find
-from .quadrature import map_segments, map_triangles
+from .quadrature import map_simplices
 from .space import ManifoldSpace
 
 
@@ -177,8 +177,7 @@ def errors(u: Field, exact, exact_grad=None, params=None, degree=None) -> dict[s
         raise TypeError(f"exact must be a callable of x, got {type(exact).__name__}")
     degree = u.space.quad_degree + 4 if degree is None else int(degree)
     topo = u.space.host.topology
-    rule = map_segments if u.space.dim == 1 else map_triangles
-    pts, w = rule(topo.simplices, degree)
+    pts, w = map_simplices(topo.simplices, degree, topo.simplex_singular)
     vals, bad = _error_integrals(u, exact, exact_grad, params, jnp.asarray(pts), jnp.asarray(w))
     for name, (count, where) in zip(("exact", "exact_grad", "u"), np.asarray(bad), strict=True):
         if count > 0:

@@ -83,3 +83,73 @@ def map_segments(seg: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
     length = np.linalg.norm(d, axis=-1)
     pts = seg[:, None, 0] + t[None, :, None] * d[:, None]
     return pts, length[:, None] * w[None, :]
+
+
+@functools.cache
+def singular_triangle(n: int, power: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """An n × n rule on the reference triangle for integrands singular at its vertex (0, 0) like
+    r^(2λ - 2) (the energy of r^λ functions) and r^λ (their values).
+
+    Polar-like coordinates about the vertex, x = ρ ((1 − t), t) with ρ = s^q (q = ``power``,
+    Jacobian ρ · q s^(q-1)): r^(2λ-2) ρ dρ ~ s^(2λq - 1) and r^λ ρ dρ ~ s^((λ + 2) q - 1) are
+    polynomials in s when λq is an integer (q = 2 for a crack's r^½, 3 for an L-shape's r^⅔), so
+    Gauss–Legendre in s and t integrates them as it integrates smooth functions (the "almost
+    polar" rules of XFEM codes, with a power substitution). The t-direction sees 1 / |x - p| along
+    the far edge: smooth only on narrow triangles (``nmm.space`` cuts fans to 15°). A polynomial
+    of total degree d in x has degree q(d + 2) - 1 in s: exact for q(d + 2) <= 2n.
+
+    Returns ``(points (n*n, 2), weights (n*n,))``; the weights sum to 1/2.
+    """
+    if n < 1 or power < 1:
+        raise ValueError(f"n and power must be >= 1, got {n!r}, {power!r}")
+    s, ws = gauss_interval(2 * n - 1)
+    t, wt = gauss_interval(2 * n - 1)
+    ss, tt = np.meshgrid(s, t, indexing="ij")
+    rho = ss**power
+    pts = np.stack([(rho * (1.0 - tt)).ravel(), (rho * tt).ravel()], axis=-1)
+    # dx dy = ρ dρ dt (the map (ρ, t) -> ρ((1 - t), t) has Jacobian ρ), dρ = q s^(q-1) ds
+    wts = (np.outer(ws, wt) * rho * power * ss ** (power - 1)).ravel()
+    return pts, wts
+
+
+@functools.cache
+def singular_interval(n: int, power: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """An n-point rule on [0, 1] for integrands singular at 0 like r^(λ - 1): t = s^q."""
+    s, ws = gauss_interval(2 * n - 1)
+    return s**power, ws * power * s ** (power - 1)
+
+
+def map_triangles_with(tri: np.ndarray, ref: np.ndarray, w: np.ndarray):
+    """``map_triangles`` with a given reference rule (vertex 0 of each triangle at (0, 0))."""
+    e1 = tri[:, 1] - tri[:, 0]
+    e2 = tri[:, 2] - tri[:, 0]
+    det = np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+    pts = tri[:, None, 0] + ref[None, :, :1] * e1[:, None] + ref[None, :, 1:] * e2[:, None]
+    return pts, det[:, None] * w[None, :]
+
+
+def map_simplices(simplices: np.ndarray, degree: int, singular=None):
+    """The rule of a topology's simplices: Gauss on segments (1D), collapsed Gauss on triangles,
+    and ``singular_triangle`` (same number of points) with power ``singular[k]`` on those where it
+    is > 0 (vertex 0 at an enrichment point, ``nmm.enrich``)."""
+    if simplices.shape[-1] == 1:
+        return map_segments(simplices, degree)
+    pts, w = map_triangles(simplices, degree)
+    for q in np.unique(singular[singular > 0]) if singular is not None else ():
+        sel = singular == q
+        ref, wr = singular_triangle((degree + 2) // 2, int(q))
+        pts[sel], w[sel] = map_triangles_with(simplices[sel], ref, wr)
+    return pts, w
+
+
+def map_boundary(seg: np.ndarray, degree: int, singular=None):
+    """``map_segments`` with ``singular_interval`` (power ``singular[k]``) on the segments that
+    start at an enrichment point."""
+    pts, w = map_segments(seg, degree)
+    for q in np.unique(singular[singular > 0]) if singular is not None else ():
+        sel = singular == q
+        t, wt = singular_interval((degree + 2) // 2, int(q))
+        d = seg[sel, 1] - seg[sel, 0]
+        pts[sel] = seg[sel, None, 0] + t[None, :, None] * d[:, None]
+        w[sel] = np.linalg.norm(d, axis=-1)[:, None] * wt[None, :]
+    return pts, w

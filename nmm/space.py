@@ -13,21 +13,24 @@ ordered (vertex, component, term).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import shapely
 
 from . import basis as _basis
+from . import enrich as _enrich
 from . import stable as _stable
 from .checks import check_size
 from .covers import MathCover, cell_weights
 from .geometry import Domain
 from .linalg.operator import BlockPattern
 from .locate import Locator, build
-from .quadrature import map_segments, map_triangles
+from .quadrature import map_boundary, map_segments, map_simplices, map_triangles
 from .topology import Topology, cut
 
 
@@ -76,6 +79,204 @@ def _thin_and_donors(topo, qp, qw, h, boxes):
     thin = thin[kept]
     donors = _stable.boundary_donors(topo.elem_covers, topo.bnd_elem, thin, centroid, area)
     return topo, basis_cell, kept, donors
+
+
+def _enrichments(enrich, dim, stable):
+    """``enrich`` checked: a tuple of :class:`nmm.enrich.Enrichment` (one may be given alone)."""
+    if isinstance(enrich, _enrich.Enrichment):
+        enrich = (enrich,)
+    try:
+        enrich = tuple(enrich)
+    except TypeError:
+        raise TypeError(
+            f"enrich must be a sequence of nmm.Enrichment, got {type(enrich).__name__}"
+        ) from None
+    for k, e in enumerate(enrich):
+        if not isinstance(e, _enrich.Enrichment):
+            raise TypeError(f"enrich[{k}] must be an nmm.Enrichment, got {type(e).__name__}")
+    if enrich and dim != 2:
+        raise ValueError(f"enrich: enrichment needs a 2D space, got a {dim}D cover")
+    if enrich and stable is False:
+        raise ValueError("enrich needs the stable basis (nmm.stable), got stable=False")
+    return enrich
+
+
+_FAN_ANGLE = np.pi / 12  # the widest angle of a fan triangle at the enrichment point
+_FAN_RATIO = 1.5  # the largest ratio of the distances of a fan triangle's far vertices
+
+
+def _even_distances(p, a, b):
+    """The segment a -> b cut (by halving) into pieces whose far ends lie at distances from ``p``
+    within a factor ``_FAN_RATIO``: 1 / |x - p| along a piece from 3e-3 to 0.25 away is nearly
+    singular for the rule's t-direction."""
+    da, db = np.linalg.norm(a - p), np.linalg.norm(b - p)
+    if max(da, db) <= _FAN_RATIO * min(da, db):
+        return [(a, b)]
+    m = 0.5 * (a + b)
+    return _even_distances(p, a, m) + _even_distances(p, m, b)
+
+
+def _fan(poly, point, ray, tol):
+    """Triangles ``(k, 3, 2)`` filling ``poly`` from ``point`` (vertex 0 of each), none crossing
+    the ray from the point in direction ``ray`` (where the enrichment jumps); raises if the
+    polygon is not star-shaped from the point."""
+    if len(poly.interiors):
+        raise ValueError("a hole inside a cover cell that holds an enrichment point: refine the cover")
+    ring = np.asarray(poly.exterior.coords)  # counter-clockwise (topology orients elements)
+    p = np.asarray(point)
+    out = []
+    for a, b in zip(ring[:-1], ring[1:], strict=True):
+        cross = (a[0] - p[0]) * (b[1] - p[1]) - (a[1] - p[1]) * (b[0] - p[0])
+        if abs(cross) <= tol * np.linalg.norm(b - a):  # an edge through the point
+            continue
+        if cross < 0:
+            raise ValueError(
+                f"the element around the enrichment point {p.tolist()} is not star-shaped from it "
+                "(a cut near the point): refine the cover or move the point"
+            )
+        # the ray crosses a -> b where a + s (b - a) = p + l ray, 0 < s < 1, l > 0
+        m = np.array([[b[0] - a[0], -ray[0]], [b[1] - a[1], -ray[1]]])
+        pieces = [(a, b)]
+        if abs(np.linalg.det(m)) > 1e-14:
+            s_, l_ = np.linalg.solve(m, p - a)
+            if 1e-12 < s_ < 1 - 1e-12 and l_ > 0:
+                c = a + s_ * (b - a)
+                pieces = [(a, c), (c, b)]
+        for a_, b_ in pieces:
+            # equal angles at the point, none wider than _FAN_ANGLE: the rule's t-direction
+            # integrates 1 / |x - p| along the far edge, smooth only over a narrow angle
+            ta, tb = np.arctan2(*(a_ - p)[::-1]), np.arctan2(*(b_ - p)[::-1])
+            span = np.mod(tb - ta, 2 * np.pi)
+            k = max(1, int(np.ceil(span / _FAN_ANGLE)))
+            cuts = [a_]
+            for i in range(1, k):
+                d = np.array([np.cos(ta + span * i / k), np.sin(ta + span * i / k)])
+                mm = np.array([[b_[0] - a_[0], -d[0]], [b_[1] - a_[1], -d[1]]])
+                cuts.append(a_ + np.linalg.solve(mm, p - a_)[0] * (b_ - a_))
+            cuts.append(b_)
+            for q0, q1 in zip(cuts[:-1], cuts[1:], strict=True):
+                out += [np.stack([p, c0, c1]) for c0, c1 in _even_distances(p, q0, q1)]
+    return np.asarray(out)
+
+
+_GRADE = 2.0  # simplices near an enrichment point are split until this many diameters away
+_MAX_LEVELS = 40
+
+
+def _segment_distance(p, a, b):
+    """Distance from ``p (2,)`` to the segments ``a -> b`` ``(k, 2)``."""
+    d = b - a
+    t = np.clip(np.einsum("kd,kd->k", p - a, d) / np.maximum(np.einsum("kd,kd->k", d, d), 1e-300), 0, 1)
+    return np.linalg.norm(a + t[:, None] * d - p, axis=1)
+
+
+def _graded(tris, p):
+    """``tris (k, 3, 2)`` (not holding ``p``) split into four, again and again, where they are
+    closer to ``p`` than ``_GRADE`` × their diameter: the singularity at ``p`` is then far, for
+    each simplex's Gauss rule, from every simplex (the rule's error falls geometrically with that
+    distance; without this a tip 0.02 h from a neighbouring element cost five digits)."""
+    done, todo = [], tris
+    for _ in range(_MAX_LEVELS):
+        if len(todo) == 0:
+            break
+        dist = np.min([_segment_distance(p, todo[:, i], todo[:, (i + 1) % 3]) for i in range(3)], axis=0)
+        diam = np.max(
+            [np.linalg.norm(todo[:, i] - todo[:, (i + 1) % 3], axis=1) for i in range(3)], axis=0
+        )
+        near = dist < _GRADE * diam
+        done.append(todo[~near])
+        t = todo[near]
+        m01, m12, m20 = (0.5 * (t[:, i] + t[:, (i + 1) % 3]) for i in range(3))
+        todo = np.concatenate(
+            [
+                np.stack([t[:, 0], m01, m20], 1),
+                np.stack([m01, t[:, 1], m12], 1),
+                np.stack([m20, m12, t[:, 2]], 1),
+                np.stack([m01, m12, m20], 1),
+            ]
+        )
+    return np.concatenate(done + [todo])
+
+
+def _enriched_topology(topo, enrich, tol):
+    """The topology with the elements that hold an enrichment point triangulated by a fan from
+    it (``simplex_singular``), and which covers each enrichment's functions go on
+    (``(n_cover, M)``)."""
+    pts = shapely.points(np.stack([e.point for e in enrich]))
+    geoms = np.asarray(topo.elem_geom, dtype=object)
+    dist = np.stack([shapely.distance(geoms, pt) for pt in pts])  # (n_enrich, n_elem)
+    enriched = []
+    for e, d in zip(enrich, dist, strict=True):
+        near = d <= (tol if e.radius is None else max(e.radius, tol))
+        covers = np.zeros(topo.n_cover, bool)
+        covers[topo.elem_covers[near].ravel()] = True
+        enriched.append(np.repeat(covers[:, None], e.n_functions, axis=1))
+    holds = dist <= tol
+    if (holds.sum(0) > 1).any():
+        raise ValueError("enrich: two enrichment points in one element: refine the cover")
+    tip_elems = np.nonzero(holds.any(0))[0]
+    keep = ~np.isin(topo.simplex_elem, tip_elems)
+    simp, elem = [topo.simplices[keep]], [topo.simplex_elem[keep]]
+    for e in enrich:  # graded simplices around each point
+        reg, reg_elem = simp[0], elem[0]
+        edges = [(reg[:, i], reg[:, (i + 1) % 3]) for i in range(3)]
+        dist = np.min([_segment_distance(e.point, a, b) for a, b in edges], axis=0)
+        diam = np.max([np.linalg.norm(b - a, axis=1) for a, b in edges], axis=0)
+        close = np.nonzero(dist < _GRADE * diam)[0]
+        fine = [_graded(reg[k : k + 1], e.point) for k in close]
+        far = np.ones(len(reg), bool)
+        far[close] = False
+        simp[0] = np.concatenate([reg[far], *fine])
+        elem[0] = np.concatenate(
+            [reg_elem[far], *(np.full(len(f), reg_elem[k]) for f, k in zip(fine, close, strict=True))]
+        )
+    powers = []
+    for el in tip_elems:
+        e = enrich[int(np.argmax(holds[:, el]))]
+        ray = np.array([np.cos(e.angle + e.branch), np.sin(e.angle + e.branch)])
+        tris = _fan(topo.elem_geom[el], e.point, ray, tol)
+        simp.append(tris)
+        elem.append(np.full(len(tris), el))
+        powers.append(np.full(len(tris), e.power, np.int64))
+    singular = np.concatenate([np.zeros(len(simp[0]), np.int64)] + powers)
+    new = dataclasses.replace(
+        topo,
+        simplices=np.concatenate(simp),
+        simplex_elem=np.concatenate(elem),
+        simplex_singular=singular,
+        **_enriched_boundary(topo, enrich, tol),
+    )
+    return new, np.concatenate(enriched, axis=1)
+
+
+def _enriched_boundary(topo, enrich, tol):
+    """Boundary pieces near an enrichment point: a piece that ends at it starts there (its rule
+    is ``singular_interval``), the others are halved until they lie ``_GRADE`` lengths away."""
+    seg, e_, n_, c_ = topo.bnd, topo.bnd_elem, topo.bnd_normal, topo.bnd_crack
+    flag = np.zeros(len(seg), np.int64)
+    for e in enrich:
+        out = ([], [], [], [], [])
+        for k in range(len(seg)):
+            a, b = seg[k]
+            da, db = np.linalg.norm(a - e.point), np.linalg.norm(b - e.point)
+            if min(da, db) <= tol:  # starts (or ends) at the point: the singular rule from it
+                pieces, q = [(a, b) if da <= db else (b, a)], [e.power]
+            else:
+                pieces = _halved(a, b, e.point)
+                q = [flag[k]] * len(pieces)
+            for (pa, pb), qq in zip(pieces, q, strict=True):
+                for lst, v in zip(out, (np.stack([pa, pb]), e_[k], n_[k], c_[k], qq), strict=True):
+                    lst.append(v)
+        seg, e_, n_, c_, flag = (np.asarray(v) for v in out)
+    return {"bnd": seg, "bnd_elem": e_, "bnd_normal": n_, "bnd_crack": c_, "bnd_singular": flag}
+
+
+def _halved(a, b, p):
+    """The segment a -> b halved where it is closer to ``p`` than ``_GRADE`` × its length."""
+    if len(a) == 1 or _segment_distance(p, a[None], b[None])[0] >= _GRADE * np.linalg.norm(b - a):
+        return [(a, b)]
+    m = 0.5 * (a + b)
+    return _halved(a, m, p) + _halved(m, b, p)
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,6 +355,7 @@ class ManifoldSpace(eqx.Module):
     n_covers: int = eqx.field(static=True)
     quad_degree: int = eqx.field(static=True)
     stable: bool = eqx.field(static=True)
+    enrich: tuple = eqx.field(static=True)
     extended: bool = eqx.field(static=True)
     host: HostData = eqx.field(static=True)
 
@@ -191,6 +393,7 @@ class ManifoldSpace(eqx.Module):
         *,
         memory_limit_gib: float | None = None,
         stable: bool | None = None,
+        enrich=(),
     ):
         if not isinstance(cover, MathCover):
             raise TypeError(f"cover must be an nmm.MathCover, got {type(cover).__name__}")
@@ -206,15 +409,20 @@ class ManifoldSpace(eqx.Module):
             raise ValueError(f"components must be an integer >= 1, got {components!r}")
         if basis not in _basis.BASES:
             raise ValueError(f"basis must be one of {_basis.BASES}, got {basis!r}")
+        enrich = _enrichments(enrich, cover.dim, stable)
         wdeg = 2 if cover.kind == "quad" else 1
         if quad_degree is None:
             # Fourier terms are not polynomials: the rule must hold more points per cell than
             # there are local functions, or the projection only matches at the points
             order = int(degree) if basis == "polynomial" else 4 * int(degree) + 4
             quad_degree = 2 * (order + wdeg)
+            if enrich:  # r^½ × polynomials near the point: twice the degree, and the singular
+                # rule of the elements that hold it is exact for half its degree only
+                quad_degree = 2 * quad_degree + 2
         if int(quad_degree) != quad_degree or quad_degree < 0:
             raise ValueError(f"quad_degree must be an integer >= 0, got {quad_degree!r}")
-        nt = _basis.n_terms(cover.dim, int(degree), basis)
+        nt_poly = _basis.n_terms(cover.dim, int(degree), basis)
+        nt = nt_poly + sum(e.n_functions for e in enrich)
         _check_size(cover, int(degree), nt, int(components), int(quad_degree), memory_limit_gib)
         topo = cut(cover, domain)
         n_v = cover.n_vertices
@@ -228,10 +436,19 @@ class ManifoldSpace(eqx.Module):
         # stable cover functions (nmm.stable): p >= 1 polynomial covers only; p = 0 has nothing
         # to stabilise and keeps the plain (faster) path
         self.stable = (degree >= 1 and basis == "polynomial") if stable is None else bool(stable)
+        self.stable = self.stable or bool(enrich)  # enrichment lives in the transformed basis
+        self.enrich = enrich
         boxes = _boxes(topo, qp, qw) if self.stable else None
         topo, basis_cell, kept, donors = _thin_and_donors(topo, qp, qw, cover.h, boxes)
         boxes = None if boxes is None else tuple(b[kept] for b in boxes)
         self.extended = bool(np.any(donors != topo.bnd_elem))
+
+        enriched = np.zeros((topo.n_cover, nt - nt_poly), bool)
+        if enrich:
+            topo, enriched = _enriched_topology(topo, enrich, 1e-9 * cover.diameter)
+            qp, qw = map_simplices(topo.simplices, int(quad_degree), topo.simplex_singular)
+            bp, bw = map_boundary(topo.bnd, int(quad_degree), topo.bnd_singular)
+        q_elem = topo.simplex_elem
 
         self.dim, self.degree, self.basis, self.kind = cover.dim, int(degree), basis, cover.kind
         self.n_terms, self.n_covers, self.quad_degree = nt, topo.n_cover, int(quad_degree)
@@ -267,7 +484,7 @@ class ManifoldSpace(eqx.Module):
         self.elem_h = jnp.asarray(elem_h)
         self.elem_blocks = jnp.asarray(blocks_of(elem_keys))
         self.q_points, self.q_weights = jnp.asarray(qp), jnp.asarray(qw)
-        self.q_elem = jnp.asarray(topo.simplex_elem)
+        self.q_elem = jnp.asarray(q_elem)
         self.b_points, self.b_weights = jnp.asarray(bp), jnp.asarray(bw)
         self.b_elem = jnp.asarray(topo.bnd_elem)
         self.b_flux = jnp.asarray(donors)
@@ -291,9 +508,11 @@ class ManifoldSpace(eqx.Module):
                 axes,
                 qp,
                 qw,
-                topo.simplex_elem,
+                q_elem,
+                extra=(lambda x: _enrich.stack_values(enrich, x)[0]) if enrich else None,
             )
-            T, _ = _stable.transforms(grams)
+            drop = np.concatenate([np.zeros((topo.n_cover, nt_poly), bool), ~enriched], axis=1)
+            T, _ = _stable.transforms(grams, drop=drop if enrich else None)
             self.elem_center = jnp.asarray(center[topo.elem_covers])
             self.elem_axes = jnp.asarray(axes[topo.elem_covers])
             self.cover_T = jnp.asarray(T)
@@ -366,6 +585,11 @@ class ManifoldSpace(eqx.Module):
         xi = jnp.einsum("vij,vj->vi", axes, x[None, :] - center)
         psi, dpsi = jax.vmap(lambda z: _basis.cover_functions(z, self.degree, self.basis))(xi)
         dpsi = jnp.einsum("vtj,vjd->vtd", dpsi, axes)
+        if self.enrich:  # the same functions for every cover; T keeps them on enriched covers
+            f, df = _enrich.stack_values(self.enrich, x)
+            n_v = psi.shape[0]
+            psi = jnp.concatenate([psi, jnp.broadcast_to(f, (n_v, f.shape[0]))], axis=1)
+            dpsi = jnp.concatenate([dpsi, jnp.broadcast_to(df, (n_v, *df.shape))], axis=1)
         T = self.cover_T[self.elem_covers[elem]]
         psi = jnp.einsum("vt,vts->vs", psi, T)
         dpsi = jnp.einsum("vtd,vts->vsd", dpsi, T)

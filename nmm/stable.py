@@ -110,12 +110,17 @@ def frames(center, rot, half):
     return center, np.swapaxes(rot, 1, 2) / half[:, :, None]
 
 
-def local_grams(kind, degree, basis, cell_data, elem_covers, center, axes, q_points, q_weights, q_elem):
+def local_grams(
+    kind, degree, basis, cell_data, elem_covers, center, axes, q_points, q_weights, q_elem, extra=None
+):
     """``(n_cover, nt, nt)``: Σ_q w w_c² ψ ψᵀ over each cover's support, ψ the cover functions in
     the cover's frame (its diagonal block of the mass matrix). Host arrays in, host array out;
-    simplices go through in chunks of fixed size (one compilation, bounded memory)."""
+    simplices go through in chunks of fixed size (one compilation, bounded memory); ``extra``:
+    ``x -> (M,)`` functions every cover carries after its polynomials (``nmm.enrich``)."""
     n_cover, dim = center.shape
     nt = _basis.n_terms(dim, degree, basis)
+    if extra is not None:
+        nt += int(np.asarray(jax.eval_shape(extra, jnp.zeros(dim)).shape[0]))
     chunk = min(_CHUNK, len(q_elem))
     center, axes = jnp.asarray(center), jnp.asarray(axes)
 
@@ -125,6 +130,9 @@ def local_grams(kind, degree, basis, cell_data, elem_covers, center, axes, q_poi
             w, _ = cell_weights(kind, d, x)
             xi = jnp.einsum("vij,vj->vi", axes[c], x[None] - center[c])
             psi, _ = jax.vmap(lambda z: _basis.cover_functions(z, degree, basis))(xi)
+            if extra is not None:
+                f = extra(x)
+                psi = jnp.concatenate([psi, jnp.broadcast_to(f, (psi.shape[0], f.shape[0]))], axis=1)
             return w, psi
 
         w, psi = jax.vmap(jax.vmap(at, in_axes=(None, None, 0)))(data, cov, pts)
@@ -140,11 +148,15 @@ def local_grams(kind, degree, basis, cell_data, elem_covers, center, axes, q_poi
     return grams
 
 
-def transforms(grams, tau: float = TAU):
+def transforms(grams, tau: float = TAU, drop=None):
     """``(n_cover, nt, nt)`` T_c with T_cᵀ G_c T_c = (∫ w_c²) I on the kept directions (zero
-    columns for the dropped ones), and the number of kept directions per cover."""
+    columns for the dropped ones), and the number of kept directions per cover; ``drop (n_cover,
+    nt)``: functions left out beforehand (enrichment on covers away from its point)."""
     d = np.sqrt(np.maximum(np.einsum("cii->ci", grams), 1e-300))
     g = grams / d[:, :, None] / d[:, None, :]  # unit diagonal first: eigh is then relative
+    if drop is not None:  # decoupled, with eigenvalue -1: below any threshold, so dropped
+        off = drop[:, :, None] | drop[:, None, :]
+        g = np.where(off, 0.0, g) - np.einsum("ci,ij->cij", drop, np.eye(g.shape[-1]))
     lam, vec = np.linalg.eigh(0.5 * (g + np.swapaxes(g, 1, 2)))
     keep = lam > tau * lam[:, -1:]
     scale = np.where(keep, 1.0 / np.sqrt(np.where(keep, lam, 1.0)), 0.0)
@@ -195,7 +207,6 @@ def boundary_donors(elem_covers, bnd_elem, thin, centroid, area):
         big = cand[area[cand] >= 0.25 * area[cand].max()]
         donors[bnd_elem == e] = big[np.argmin(np.linalg.norm(centroid[big] - centroid[e], axis=1))]
     return donors
-
 
 
 def aggregate(topo, thin, sliver, centroid, area):

@@ -49,6 +49,9 @@ class Topology:
         bnd_elem: ``(n_b,)`` element that owns each boundary piece.
         bnd_normal: ``(n_b, dim)`` outward unit normal of the element on that piece.
         bnd_crack: ``(n_b,)`` True for crack faces, False for the domain boundary.
+        simplex_singular: ``(n_s,)`` > 0 for the fan triangles around an enrichment point (its
+            vertex 0; ``nmm.enrich``), the power of ``quadrature.singular_triangle``; or None.
+        bnd_singular: ``(n_b,)`` the same for boundary pieces that start at the point; or None.
     """
 
     elem_cell: np.ndarray
@@ -62,6 +65,8 @@ class Topology:
     bnd_elem: np.ndarray
     bnd_normal: np.ndarray
     bnd_crack: np.ndarray
+    simplex_singular: np.ndarray | None = None
+    bnd_singular: np.ndarray | None = None
 
     @property
     def n_elem(self) -> int:

@@ -37,7 +37,7 @@ import nmm
 from nmm.forms import boundary as bc
 from nmm.forms.data import is_concrete_number, value
 from nmm.kernels import boundary_function, volume_function
-from nmm.quadrature import map_segments, map_triangles
+from nmm.quadrature import map_simplices
 
 FUNCTIONALS = ("ritz", "pinn")
 
@@ -677,7 +677,6 @@ def _volume_rule(space, extra: int = 0):
             np.repeat(np.asarray(space.q_elem), q),
         )
     topo = space.host.topology
-    rule = map_segments if space.dim == 1 else map_triangles
-    pts, w = rule(topo.simplices, space.quad_degree + extra)
+    pts, w = map_simplices(topo.simplices, space.quad_degree + extra, topo.simplex_singular)
     q = pts.shape[1]
     return pts.reshape(-1, space.dim), w.reshape(-1), np.repeat(np.asarray(space.q_elem), q)
