@@ -16,10 +16,10 @@ demo: $(STAMP)
 	$(PY) -m nmm.demo --out results/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist worksteal
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile -m ''
+	$(PY) -m pytest -q -n 2 --dist worksteal -m ''
 
 bench: $(STAMP)
 	$(PY) benchmarks/poisson_vs_skfem.py
