@@ -30,7 +30,7 @@ from .covers import MathCover, cell_weights
 from .geometry import Domain
 from .linalg.operator import BlockPattern
 from .locate import Locator, build
-from .quadrature import map_boundary, map_segments, map_simplices, map_triangles
+from .quadrature import map_boundary, map_segments, map_simplices
 from .topology import Topology, cut
 
 
@@ -170,6 +170,13 @@ def _segment_distance(p, a, b):
     return np.linalg.norm(a + t[:, None] * d - p, axis=1)
 
 
+def _distance_and_diameter(tris, p):
+    """Distance from ``p`` to each triangle's edges and each triangle's longest edge."""
+    edges = [(tris[:, i], tris[:, (i + 1) % 3]) for i in range(3)]
+    dist = np.min([_segment_distance(p, a, b) for a, b in edges], axis=0)
+    return dist, np.max([np.linalg.norm(b - a, axis=1) for a, b in edges], axis=0)
+
+
 def _graded(tris, p):
     """``tris (k, 3, 2)`` (not holding ``p``) split into four, again and again, where they are
     closer to ``p`` than ``_GRADE`` × their diameter: the singularity at ``p`` is then far, for
@@ -179,10 +186,7 @@ def _graded(tris, p):
     for _ in range(_MAX_LEVELS):
         if len(todo) == 0:
             break
-        dist = np.min([_segment_distance(p, todo[:, i], todo[:, (i + 1) % 3]) for i in range(3)], axis=0)
-        diam = np.max(
-            [np.linalg.norm(todo[:, i] - todo[:, (i + 1) % 3], axis=1) for i in range(3)], axis=0
-        )
+        dist, diam = _distance_and_diameter(todo, p)
         near = dist < _GRADE * diam
         done.append(todo[~near])
         t = todo[near]
@@ -219,9 +223,7 @@ def _enriched_topology(topo, enrich, tol):
     simp, elem = [topo.simplices[keep]], [topo.simplex_elem[keep]]
     for e in enrich:  # graded simplices around each point
         reg, reg_elem = simp[0], elem[0]
-        edges = [(reg[:, i], reg[:, (i + 1) % 3]) for i in range(3)]
-        dist = np.min([_segment_distance(e.point, a, b) for a, b in edges], axis=0)
-        diam = np.max([np.linalg.norm(b - a, axis=1) for a, b in edges], axis=0)
+        dist, diam = _distance_and_diameter(reg, e.point)
         close = np.nonzero(dist < _GRADE * diam)[0]
         fine = [_graded(reg[k : k + 1], e.point) for k in close]
         far = np.ones(len(reg), bool)
@@ -255,8 +257,10 @@ def _enriched_boundary(topo, enrich, tol):
     seg, e_, n_, c_ = topo.bnd, topo.bnd_elem, topo.bnd_normal, topo.bnd_crack
     flag = np.zeros(len(seg), np.int64)
     for e in enrich:
-        out = ([], [], [], [], [])
-        for k in range(len(seg)):
+        length = np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1)
+        near = _segment_distance(e.point, seg[:, 0], seg[:, 1]) < np.maximum(_GRADE * length, 2 * tol)
+        out = tuple([v[~near]] for v in (seg, e_, n_, c_, flag))
+        for k in np.nonzero(near)[0]:
             a, b = seg[k]
             da, db = np.linalg.norm(a - e.point), np.linalg.norm(b - e.point)
             if min(da, db) <= tol:  # starts (or ends) at the point: the singular rule from it
@@ -266,8 +270,8 @@ def _enriched_boundary(topo, enrich, tol):
                 q = [flag[k]] * len(pieces)
             for (pa, pb), qq in zip(pieces, q, strict=True):
                 for lst, v in zip(out, (np.stack([pa, pb]), e_[k], n_[k], c_[k], qq), strict=True):
-                    lst.append(v)
-        seg, e_, n_, c_, flag = (np.asarray(v) for v in out)
+                    lst.append(np.asarray(v)[None])
+        seg, e_, n_, c_, flag = (np.concatenate(v) for v in out)
     return {"bnd": seg, "bnd_elem": e_, "bnd_normal": n_, "bnd_crack": c_, "bnd_singular": flag}
 
 
@@ -426,11 +430,10 @@ class ManifoldSpace(eqx.Module):
         _check_size(cover, int(degree), nt, int(components), int(quad_degree), memory_limit_gib)
         topo = cut(cover, domain)
         n_v = cover.n_vertices
+        qp, qw = map_simplices(topo.simplices, int(quad_degree))
         if cover.dim == 1:  # elements are intervals; boundary "integrals" are point values
-            qp, qw = map_segments(topo.simplices, int(quad_degree))
             bp, bw = topo.bnd[:, :1], np.ones((len(topo.bnd), 1))
         else:
-            qp, qw = map_triangles(topo.simplices, int(quad_degree))
             bp, bw = map_segments(topo.bnd, int(quad_degree))
 
         # stable cover functions (nmm.stable): p >= 1 polynomial covers only; p = 0 has nothing

@@ -40,6 +40,8 @@ hole) are handled apart, for every degree (below):
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -229,8 +231,6 @@ def aggregate(topo, thin, sliver, centroid, area):
     two sliver elements extended from different neighbours jump by ~ δ × their gradient
     difference: 1.4x at δ = 1e-6, 1e4x at 1e-4 (p = 6). Hence the threshold ``AGGREGATE``: below
     it aggregation, above it the donor fluxes (1.0x from 1e-6 up)."""
-    import dataclasses
-
     basis_cell = topo.elem_cell.copy()
     moving = np.nonzero(sliver[topo.elem_covers].any(axis=1))[0]
     donor = boundary_donors(topo.elem_covers, moving, thin, centroid, area)
