@@ -29,6 +29,8 @@ from .forms import Form as Form  # noqa: E402
 from .forms import Neumann as Neumann  # noqa: E402
 from .forms import Poisson as Poisson  # noqa: E402
 from .forms import value as value  # noqa: E402
+from .fracture import StressIntensity as StressIntensity  # noqa: E402
+from .fracture import stress_intensity as stress_intensity  # noqa: E402
 from .geometry import Domain as Domain  # noqa: E402
 from .linalg import RESULTS as RESULTS  # noqa: E402
 from .linalg import RefinementWarning as RefinementWarning  # noqa: E402
@@ -41,6 +43,8 @@ __all__ = [
     "MathCover",
     "ManifoldSpace",
     "Enrichment",
+    "stress_intensity",
+    "StressIntensity",
     "Form",
     "Poisson",
     "Elasticity",

@@ -86,13 +86,7 @@ class MathCover:
         their rising diagonal. ``offset`` (fractions of h, in [0, 1)) shifts the lattice.
         ``memory_limit_gib``: refuse covers estimated above it (default: 3/4 of the memory)."""
         x, y = _lattice(dom, h, offset, "triangles", 2, memory_limit_gib)
-        nx, ny = len(x), len(y)
-        idx = np.arange(nx * ny).reshape(ny, nx)
-        n00, n10 = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel()
-        n01, n11 = idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
-        cells = np.concatenate([np.stack([n00, n10, n11], 1), np.stack([n00, n11, n01], 1)])
-        xx, yy = np.meshgrid(x, y)
-        return cls._build("triangle", np.stack([xx.ravel(), yy.ravel()], 1), cells, float(h))
+        return cls._triangulate(x, y, float(h))
 
     @classmethod
     def grid(
@@ -136,6 +130,47 @@ class MathCover:
             raise ValueError(f"triangles[{bad}] = {tri[bad].tolist()} is degenerate (zero area)")
         tri = np.where(area2[:, None] > 0, tri, tri[:, [0, 2, 1]])
         return cls._build("triangle", pts, tri.astype(np.int64))
+
+    @classmethod
+    def graded(
+        cls,
+        dom: Domain,
+        h: float,
+        h_min: float,
+        around,
+        growth: float = 1.3,
+        *,
+        memory_limit_gib: float | None = None,
+    ) -> MathCover:
+        """A triangle cover of the domain's bounding box whose lines are ``h_min`` apart at the
+        points ``around`` ``(k, 2)`` (crack tips, corners) and ``growth`` times farther apart at
+        each step away from them, up to ``h`` (a tensor lattice, squares cut by their rising
+        diagonal). The cover still ignores the geometry: only its density follows the points."""
+        _check_dim(dom, 2, "graded")
+        h, h_min = positive_number(h, "h"), positive_number(h_min, "h_min")
+        if h_min > h:
+            raise ValueError(f"h_min must be at most h, got h_min={h_min!r} > h={h!r}")
+        g = positive_number(growth, "growth")
+        if not 1.0 < g <= 3.0:
+            raise ValueError(f"growth must be in (1, 3], got {growth!r}")
+        pts = real_array(around, "around").reshape(-1, 2)
+        if len(pts) == 0 or not np.all(np.isfinite(pts)):
+            raise ValueError(f"around must be finite points (k, 2), got {around!r}")
+        lo, hi = dom.bounds
+        axes = [_graded_axis(lo[k], hi[k], pts[:, k], h, h_min, g) for k in range(2)]
+        _check_cells("MathCover.graded", (len(axes[0]) - 1) * (len(axes[1]) - 1), 2, memory_limit_gib)
+        return cls._triangulate(*axes)
+
+    @classmethod
+    def _triangulate(cls, x, y, h=None) -> MathCover:
+        """Squares of the tensor lattice ``x × y``, cut by their rising diagonal."""
+        nx, ny = len(x), len(y)
+        idx = np.arange(nx * ny).reshape(ny, nx)
+        n00, n10 = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel()
+        n01, n11 = idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
+        cells = np.concatenate([np.stack([n00, n10, n11], 1), np.stack([n00, n11, n01], 1)])
+        xx, yy = np.meshgrid(x, y)
+        return cls._build("triangle", np.stack([xx.ravel(), yy.ravel()], 1), cells, h)
 
     @classmethod
     def _build(cls, kind: str, nodes: np.ndarray, cells: np.ndarray, h: float | None = None):
@@ -189,6 +224,26 @@ def _check_cells(what: str, n_cells: int, cells_per_box: int, limit_gib) -> None
         limit_gib,
         "memory_limit_gib",
     )
+
+
+def _graded_axis(lo, hi, centres, h, h_min, growth):
+    """Lattice lines from below ``lo`` to above ``hi``: spacing h_min at the ``centres``, growing
+    geometrically by ``growth`` with the distance from the nearest, at most ``h``."""
+
+    def spacing(x):
+        d = np.min(np.abs(centres - x))
+        # geometric growth: the k-th line from a centre lies ~ h_min (g^k - 1)/(g - 1) away
+        return min(h, h_min + (growth - 1.0) * d)
+
+    # march both ways from next to a centre (not through it: a tip on a cover line is a special
+    # case, not the default)
+    ref = float(np.clip(np.min(centres), lo, hi)) + 0.37 * h_min
+    right, left = [ref], [ref]
+    while right[-1] < hi:
+        right.append(right[-1] + spacing(right[-1]))
+    while left[-1] > lo:
+        left.append(left[-1] - spacing(left[-1]))
+    return np.concatenate([left[::-1], right[1:]])
 
 
 def _lattice(dom: Domain, h, offset, name: str, cells_per_box: int, limit_gib):

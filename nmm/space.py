@@ -81,6 +81,58 @@ def _thin_and_donors(topo, qp, qw, h, boxes):
     return topo, basis_cell, kept, donors
 
 
+def _chunks(enrich, nt):
+    """The cut-off covers: ``(k, a, b)`` for functions a … b − 1 of ``enrich[k]`` (an enrichment
+    with a radius), at most ``nt`` per cover, so that every cover keeps ``nt`` terms."""
+    return tuple(
+        (k, a, min(a + nt, e.n_functions))
+        for k, e in enumerate(enrich)
+        if e.radius is not None
+        for a in range(0, e.n_functions, nt)
+    )
+
+
+def _cutoff_slots(enrich, chunks, nt, x):
+    """The cut-off covers' weights χ ``(G,)`` and gradients ``(G, dim)``, and their functions
+    ``(G, nt)`` / gradients ``(G, nt, dim)`` (zero after a chunk's last function) at ``x``."""
+    used = sorted({k for k, _, _ in chunks})
+    vals = {k: enrich[k].values_and_grads(x) for k in used}
+    cuts = {k: enrich[k].cutoff_and_grad(x) for k in used}
+    w, dw, psi, dpsi = [], [], [], []
+    for k, a, b in chunks:
+        f, df = vals[k]
+        pad = nt - (b - a)
+        psi.append(jnp.pad(f[a:b], (0, pad)))
+        dpsi.append(jnp.pad(df[a:b], ((0, pad), (0, 0))))
+        w.append(cuts[k][0])
+        dw.append(cuts[k][1])
+    return jnp.stack(w), jnp.stack(dw), jnp.stack(psi), jnp.stack(dpsi)
+
+
+def _check_branch_rays(enrich, domain, tol):
+    """A cut-off enrichment's functions jump along its branch ray (θ = branch) as far as its
+    radius: the ray must run along a crack or outside the body there, or the space would hold a
+    crack that is not in the body (measured: a silent 1e-1 error)."""
+    if not any(e.radius for e in enrich):
+        return
+    cracks = shapely.unary_union([shapely.LineString(np.asarray(c, float)) for c in domain.cracks])
+    allowed = cracks.buffer(tol) if not cracks.is_empty else cracks
+    for k, e in enumerate(enrich):
+        if e.radius is None:
+            continue
+        d = np.array([np.cos(e.angle + e.branch), np.sin(e.angle + e.branch)])
+        ray = shapely.LineString([e.point, e.point + e.radius * d])
+        body = ray.intersection(domain.shape)
+        loose = body.difference(allowed) if not allowed.is_empty else body
+        if loose.length > 10 * tol:
+            reach = shapely.Point(e.point).distance(loose)
+            raise ValueError(
+                f"enrich[{k}]: radius={e.radius:g} reaches past the crack behind the point "
+                f"{e.point.tolist()}: its functions jump along the ray θ = branch, which enters "
+                f"uncracked material {reach:.6g} from the point; take radius <= {reach:.6g}"
+            )
+
+
 def _enrichments(enrich, dim, stable):
     """``enrich`` checked: a tuple of :class:`nmm.enrich.Enrichment` (one may be given alone)."""
     if isinstance(enrich, _enrich.Enrichment):
@@ -202,20 +254,28 @@ def _graded(tris, p):
     return np.concatenate(done + [todo])
 
 
-def _enriched_topology(topo, enrich, tol):
+def _enriched_topology(topo, enrich, chunks, tol):
     """The topology with the elements that hold an enrichment point triangulated by a fan from
-    it (``simplex_singular``), and which covers each enrichment's functions go on
-    (``(n_cover, M)``)."""
+    it (``simplex_singular``) and its boundary pieces graded (with the piece of ``topo`` each
+    comes from), which covers each per-cover enrichment's functions go on
+    (``(n_cover, M)``, M: their functions), and the cut-off covers' slots ``(n_elem, G)``: for
+    each of ``chunks`` (``_chunks``) its own cover, numbered after the physical ones, on the
+    elements within its enrichment's radius, elsewhere the element's first cover (its weight χ
+    is zero there: no new matrix blocks)."""
     pts = shapely.points(np.stack([e.point for e in enrich]))
     geoms = np.asarray(topo.elem_geom, dtype=object)
     dist = np.stack([shapely.distance(geoms, pt) for pt in pts])  # (n_enrich, n_elem)
-    enriched = []
+    enriched = [np.zeros((topo.n_cover, 0), bool)]
     for e, d in zip(enrich, dist, strict=True):
-        near = d <= (tol if e.radius is None else max(e.radius, tol))
-        covers = np.zeros(topo.n_cover, bool)
-        covers[topo.elem_covers[near].ravel()] = True
-        enriched.append(np.repeat(covers[:, None], e.n_functions, axis=1))
+        if e.radius is None:  # cut-off enrichments live on their own covers (``_chunks``)
+            covers = np.zeros(topo.n_cover, bool)
+            covers[topo.elem_covers[d <= tol].ravel()] = True
+            enriched.append(np.repeat(covers[:, None], e.n_functions, axis=1))
     holds = dist <= tol
+    slots = [
+        np.where(dist[k] <= enrich[k].radius, topo.n_cover + j, topo.elem_covers[:, 0])
+        for j, (k, _, _) in enumerate(chunks)
+    ]
     if (holds.sum(0) > 1).any():
         raise ValueError("enrich: two enrichment points in one element: refine the cover")
     tip_elems = np.nonzero(holds.any(0))[0]
@@ -241,14 +301,16 @@ def _enriched_topology(topo, enrich, tol):
         elem.append(np.full(len(tris), el))
         powers.append(np.full(len(tris), e.power, np.int64))
     singular = np.concatenate([np.zeros(len(simp[0]), np.int64)] + powers)
+    bnd, origin = _enriched_boundary(topo, enrich, tol)
     new = dataclasses.replace(
         topo,
         simplices=np.concatenate(simp),
         simplex_elem=np.concatenate(elem),
         simplex_singular=singular,
-        **_enriched_boundary(topo, enrich, tol),
+        **bnd,
     )
-    return new, np.concatenate(enriched, axis=1)
+    slots = np.stack(slots, axis=1) if slots else np.zeros((topo.n_elem, 0), np.int64)
+    return new, np.concatenate(enriched, axis=1), slots, origin
 
 
 def _enriched_boundary(topo, enrich, tol):
@@ -256,10 +318,11 @@ def _enriched_boundary(topo, enrich, tol):
     is ``singular_interval``), the others are halved until they lie ``_GRADE`` lengths away."""
     seg, e_, n_, c_ = topo.bnd, topo.bnd_elem, topo.bnd_normal, topo.bnd_crack
     flag = np.zeros(len(seg), np.int64)
+    origin = np.arange(len(seg))  # the piece of ``topo`` each piece comes from
     for e in enrich:
         length = np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1)
         near = _segment_distance(e.point, seg[:, 0], seg[:, 1]) < np.maximum(_GRADE * length, 2 * tol)
-        out = tuple([v[~near]] for v in (seg, e_, n_, c_, flag))
+        out = tuple([v[~near]] for v in (seg, e_, n_, c_, flag, origin))
         for k in np.nonzero(near)[0]:
             a, b = seg[k]
             da, db = np.linalg.norm(a - e.point), np.linalg.norm(b - e.point)
@@ -269,10 +332,12 @@ def _enriched_boundary(topo, enrich, tol):
                 pieces = _halved(a, b, e.point)
                 q = [flag[k]] * len(pieces)
             for (pa, pb), qq in zip(pieces, q, strict=True):
-                for lst, v in zip(out, (np.stack([pa, pb]), e_[k], n_[k], c_[k], qq), strict=True):
+                vals = (np.stack([pa, pb]), e_[k], n_[k], c_[k], qq, origin[k])
+                for lst, v in zip(out, vals, strict=True):
                     lst.append(np.asarray(v)[None])
-        seg, e_, n_, c_, flag = (np.concatenate(v) for v in out)
-    return {"bnd": seg, "bnd_elem": e_, "bnd_normal": n_, "bnd_crack": c_, "bnd_singular": flag}
+        seg, e_, n_, c_, flag, origin = (np.concatenate(v) for v in out)
+    fields = {"bnd": seg, "bnd_elem": e_, "bnd_normal": n_, "bnd_crack": c_, "bnd_singular": flag}
+    return fields, origin
 
 
 def _halved(a, b, p):
@@ -360,6 +425,7 @@ class ManifoldSpace(eqx.Module):
     quad_degree: int = eqx.field(static=True)
     stable: bool = eqx.field(static=True)
     enrich: tuple = eqx.field(static=True)
+    chunks: tuple = eqx.field(static=True)
     extended: bool = eqx.field(static=True)
     host: HostData = eqx.field(static=True)
 
@@ -426,7 +492,10 @@ class ManifoldSpace(eqx.Module):
         if int(quad_degree) != quad_degree or quad_degree < 0:
             raise ValueError(f"quad_degree must be an integer >= 0, got {quad_degree!r}")
         nt_poly = _basis.n_terms(cover.dim, int(degree), basis)
-        nt = nt_poly + sum(e.n_functions for e in enrich)
+        # per-cover enrichment functions join every cover's terms; cut-off ones get covers of
+        # their own (``_chunks``), so the physical covers carry no columns of them
+        nt = nt_poly + sum(e.n_functions for e in enrich if e.radius is None)
+        chunks = _chunks(enrich, nt)
         _check_size(cover, int(degree), nt, int(components), int(quad_degree), memory_limit_gib)
         topo = cut(cover, domain)
         n_v = cover.n_vertices
@@ -441,33 +510,42 @@ class ManifoldSpace(eqx.Module):
         self.stable = (degree >= 1 and basis == "polynomial") if stable is None else bool(stable)
         self.stable = self.stable or bool(enrich)  # enrichment lives in the transformed basis
         self.enrich = enrich
+        self.chunks = chunks
         boxes = _boxes(topo, qp, qw) if self.stable else None
         topo, basis_cell, kept, donors = _thin_and_donors(topo, qp, qw, cover.h, boxes)
         boxes = None if boxes is None else tuple(b[kept] for b in boxes)
         self.extended = bool(np.any(donors != topo.bnd_elem))
 
         enriched = np.zeros((topo.n_cover, nt - nt_poly), bool)
+        slots = np.zeros((topo.n_elem, 0), np.int64)
         if enrich:
-            topo, enriched = _enriched_topology(topo, enrich, 1e-9 * cover.diameter)
+            _check_branch_rays(enrich, domain, 1e-9 * cover.diameter)
+            topo, enriched, slots, origin = _enriched_topology(
+                topo, enrich, chunks, 1e-9 * cover.diameter
+            )
+            donors = donors[origin]  # pieces split near a point keep their flux element
             qp, qw = map_simplices(topo.simplices, int(quad_degree), topo.simplex_singular)
             bp, bw = map_boundary(topo.bnd, int(quad_degree), topo.bnd_singular)
         q_elem = topo.simplex_elem
 
         self.dim, self.degree, self.basis, self.kind = cover.dim, int(degree), basis, cover.kind
-        self.n_terms, self.n_covers, self.quad_degree = nt, topo.n_cover, int(quad_degree)
+        # physical covers, then one cover per cut-off enrichment (its shared coefficients)
+        ec = np.concatenate([topo.elem_covers, slots], axis=1).astype(np.int64)
+        n_cov = topo.n_cover + slots.shape[1]
+        self.n_terms, self.n_covers, self.quad_degree = nt, n_cov, int(quad_degree)
         self.components = nc = int(components)
 
         cells = cover.cells[basis_cell]
-        dofs = (topo.elem_covers[:, :, None, None] * nc + np.arange(nc)[:, None]) * nt + np.arange(nt)
+        dofs = (ec[:, :, None, None] * nc + np.arange(nc)[:, None]) * nt + np.arange(nt)
         v = cover.nodes[cells]
         elem_h = np.max(np.linalg.norm(np.roll(v, -1, axis=1) - v, axis=-1), axis=1)
 
         # block structure: unique (cover_i, cover_j) pairs over all elements (and, for extended
         # fluxes, over boundary pieces' element × flux element), in CSR order
         def pairs(a, b):
-            return np.repeat(a, b.shape[1], axis=1) * topo.n_cover + np.tile(b, (1, a.shape[1]))
+            return np.repeat(a, b.shape[1], axis=1) * n_cov + np.tile(b, (1, a.shape[1]))
 
-        ec = topo.elem_covers.astype(np.int64)
+        n_v = ec.shape[1]
         elem_keys = pairs(ec, ec)
         if self.extended:
             ef = pairs(ec[topo.bnd_elem], ec[donors])
@@ -475,8 +553,8 @@ class ManifoldSpace(eqx.Module):
         else:
             ef = fe = np.zeros((0, n_v * n_v), np.int64)
         keys = np.unique(np.concatenate([elem_keys.ravel(), ef.ravel(), fe.ravel()]))
-        rows, cols = keys // topo.n_cover, keys % topo.n_cover
-        indptr = np.searchsorted(rows, np.arange(topo.n_cover + 1))
+        rows, cols = keys // n_cov, keys % n_cov
+        indptr = np.searchsorted(rows, np.arange(n_cov + 1))
         blocks_of = lambda k: np.searchsorted(keys, k).reshape(len(k), n_v, n_v)  # noqa: E731
 
         self.host = HostData(cover, domain, topo, BlockPattern(indptr, cols))
@@ -497,24 +575,29 @@ class ManifoldSpace(eqx.Module):
         self.b_crack = jnp.asarray(topo.bnd_crack)
         self.block_rows, self.block_cols = jnp.asarray(rows), jnp.asarray(cols)
         self.locator = build(cover, topo)
-        self.elem_covers = jnp.asarray(topo.elem_covers)
+        self.elem_covers = jnp.asarray(ec)
 
         if self.stable:
             center, axes = _stable.frames(*boxes)
+            drop = np.concatenate([np.zeros((topo.n_cover, nt_poly), bool), ~enriched], axis=1)
+            # the cut-off covers: their chunk of functions, nothing after it
+            pad = np.arange(nt)[None, :] >= np.array([b - a for _, a, b in chunks], int)[:, None]
+            drop = np.concatenate([drop, pad.reshape(len(chunks), nt)])
+            per_cover = [e for e in enrich if e.radius is None]
             grams = _stable.local_grams(
                 cover.kind,
                 self.degree,
                 basis,
                 cover.cell_data[basis_cell],
-                topo.elem_covers,
+                ec,
                 center,
                 axes,
                 qp,
                 qw,
                 q_elem,
-                extra=(lambda x: _enrich.stack_values(enrich, x)[0]) if enrich else None,
+                extra=(lambda x: _enrich.stack_values(per_cover, x)[0]) if per_cover else None,
+                slots=(lambda x: _cutoff_slots(enrich, chunks, nt, x)[::2]) if chunks else None,
             )
-            drop = np.concatenate([np.zeros((topo.n_cover, nt_poly), bool), ~enriched], axis=1)
             T, _ = _stable.transforms(grams, drop=drop if enrich else None)
             self.elem_center = jnp.asarray(center[topo.elem_covers])
             self.elem_axes = jnp.asarray(axes[topo.elem_covers])
@@ -588,11 +671,16 @@ class ManifoldSpace(eqx.Module):
         xi = jnp.einsum("vij,vj->vi", axes, x[None, :] - center)
         psi, dpsi = jax.vmap(lambda z: _basis.cover_functions(z, self.degree, self.basis))(xi)
         dpsi = jnp.einsum("vtj,vjd->vtd", dpsi, axes)
-        if self.enrich:  # the same functions for every cover; T keeps them on enriched covers
-            f, df = _enrich.stack_values(self.enrich, x)
+        per_cover = [e for e in self.enrich if e.radius is None]
+        if per_cover:  # the same functions for every cover; T keeps them on enriched covers
+            f, df = _enrich.stack_values(per_cover, x)
             n_v = psi.shape[0]
             psi = jnp.concatenate([psi, jnp.broadcast_to(f, (n_v, f.shape[0]))], axis=1)
             dpsi = jnp.concatenate([dpsi, jnp.broadcast_to(df, (n_v, *df.shape))], axis=1)
+        if self.chunks:  # the cut-off covers: weight χ, their chunk of the functions
+            cw, cdw, cpsi, cdpsi = _cutoff_slots(self.enrich, self.chunks, self.n_terms, x)
+            w, dw = jnp.concatenate([w, cw]), jnp.concatenate([dw, cdw])
+            psi, dpsi = jnp.concatenate([psi, cpsi]), jnp.concatenate([dpsi, cdpsi])
         T = self.cover_T[self.elem_covers[elem]]
         psi = jnp.einsum("vt,vts->vs", psi, T)
         dpsi = jnp.einsum("vtd,vts->vsd", dpsi, T)

@@ -113,13 +113,27 @@ def frames(center, rot, half):
 
 
 def local_grams(
-    kind, degree, basis, cell_data, elem_covers, center, axes, q_points, q_weights, q_elem, extra=None
+    kind,
+    degree,
+    basis,
+    cell_data,
+    elem_covers,
+    center,
+    axes,
+    q_points,
+    q_weights,
+    q_elem,
+    extra=None,
+    slots=None,
 ):
     """``(n_cover, nt, nt)``: Σ_q w w_c² ψ ψᵀ over each cover's support, ψ the cover functions in
     the cover's frame (its diagonal block of the mass matrix). Host arrays in, host array out;
     simplices go through in chunks of fixed size (one compilation, bounded memory); ``extra``:
-    ``x -> (M,)`` functions every cover carries after its polynomials (``nmm.enrich``)."""
-    n_cover, dim = center.shape
+    ``x -> (M,)`` functions every cover carries after its polynomials (``nmm.enrich``);
+    ``slots``: ``x -> (w (G,), psi (G, nt))`` the weights and functions of the covers in the last
+    G columns of ``elem_covers`` (cut-off enrichments, ``nmm.space``)."""
+    dim = center.shape[1]
+    n_cover = max(center.shape[0], int(elem_covers.max(initial=-1)) + 1)  # with cut-off covers
     nt = _basis.n_terms(dim, degree, basis)
     if extra is not None:
         nt += int(np.asarray(jax.eval_shape(extra, jnp.zeros(dim)).shape[0]))
@@ -130,11 +144,15 @@ def local_grams(
     def blocks(data, cov, pts, wts):
         def at(d, c, x):
             w, _ = cell_weights(kind, d, x)
+            c = c[: w.shape[0]]  # the cell's own covers (then the cut-off covers, if any)
             xi = jnp.einsum("vij,vj->vi", axes[c], x[None] - center[c])
             psi, _ = jax.vmap(lambda z: _basis.cover_functions(z, degree, basis))(xi)
             if extra is not None:
                 f = extra(x)
                 psi = jnp.concatenate([psi, jnp.broadcast_to(f, (psi.shape[0], f.shape[0]))], axis=1)
+            if slots is not None:
+                sw, spsi = slots(x)
+                w, psi = jnp.concatenate([w, sw]), jnp.concatenate([psi, spsi])
             return w, psi
 
         w, psi = jax.vmap(jax.vmap(at, in_axes=(None, None, 0)))(data, cov, pts)

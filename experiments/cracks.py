@@ -1,0 +1,158 @@
+"""Cracked elastic bodies with exact or handbook stress intensity factors (issue 10's benchmarks).
+
+* ``near_tip``: a square with an edge crack to an interior tip, the Williams field of given K_I,
+  K_II imposed on its outer boundary: the exact solution is the Williams field (REFERENCES.md).
+* ``griffith``: a centre crack of half-length a in an infinite plate under remote biaxial σ and
+  shear τ (Westergaard), cut to a square whose boundary carries the exact displacements:
+  K_I = σ√(πa), K_II = τ√(πa) at both tips.
+* Tada's edge-crack and centre-crack factors, and the inclined-crack formulas.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+import nmm
+from nmm.fracture import kappa, williams
+
+E, NU = 1000.0, 0.3
+
+
+def frame(point, angle):
+    """x -> local coordinates of the tip frame, and the rotation local -> global."""
+    c, s = np.cos(angle), np.sin(angle)
+    R = jnp.array([[c, -s], [s, c]])
+    p = jnp.asarray(point, dtype=float)
+    return (lambda x: R.T @ (x - p)), R
+
+
+def near_tip(tip_point, k1, k2, plane="strain", E=E, nu=NU):
+    """Square [-1, 1]² with an edge crack from (-1, 0) to ``tip_point``; returns ``(domain,
+    exact, form)`` with the Williams field of (k1, k2) as Dirichlet data on the outer boundary
+    (the crack faces are traction free for it)."""
+    dom = nmm.Domain.polygon([(-1, -1), (1, -1), (1, 1), (-1, 1)], cracks=[[(-1, 0), tip_point]])
+    t = np.asarray(tip_point, float) - np.array([-1.0, 0.0])
+    local, R = frame(tip_point, float(np.arctan2(t[1], t[0])))
+    mu, kap = E / (2 * (1 + nu)), kappa(nu, plane)
+
+    def exact(x):
+        return R @ williams(local(x), k1, k2, mu, kap)
+
+    return dom, exact, nmm.Elasticity(E=E, nu=nu, plane=plane, dirichlet=exact)
+
+
+def westergaard(a, sigma, tau, plane="strain", E=E, nu=NU):
+    """The displacement x -> ``(2,)`` around a crack (-a, a) × {0} in an infinite plate under
+    remote σ_xx = σ_yy = σ and σ_xy = τ. With Z = z / √(z² − a²) (the branch cut on the crack) and
+    Zb = √(z² − a²) its primitive:
+    2μ u = σ [(κ−1)/2 Re Zb − y Im Z, (κ+1)/2 Im Zb − y Re Z]
+         + τ [(κ+1)/2 Im Zb + y Re Z, −(κ−1)/2 Re Zb − y Im Z]."""
+    mu, kap = E / (2 * (1 + nu)), kappa(nu, plane)
+
+    def u(x):
+        z = x[0] + 1j * x[1]
+        zb = jnp.sqrt(z - a) * jnp.sqrt(z + a)
+        zz = z / zb
+        y = x[1]
+        ux = sigma * (0.5 * (kap - 1) * zb.real - y * zz.imag) + tau * (
+            0.5 * (kap + 1) * zb.imag + y * zz.real
+        )
+        uy = sigma * (0.5 * (kap + 1) * zb.imag - y * zz.real) + tau * (
+            -0.5 * (kap - 1) * zb.real - y * zz.imag
+        )
+        return jnp.stack([ux, uy]) / (2 * mu)
+
+    return u
+
+
+def griffith(a=0.3, half_width=1.0, sigma=1.0, tau=0.5, plane="strain", E=E, nu=NU):
+    """``(domain, exact, form, (K_I, K_II))``: the square of half-width ``half_width`` around the
+    Griffith crack, Westergaard's displacements on its boundary."""
+    w = half_width
+    dom = nmm.Domain.polygon([(-w, -w), (w, -w), (w, w), (-w, w)], cracks=[[(-a, 0.0), (a, 0.0)]])
+    exact = westergaard(a, sigma, tau, plane, E, nu)
+    form = nmm.Elasticity(E=E, nu=nu, plane=plane, dirichlet=exact)
+    return dom, exact, form, (sigma * np.sqrt(np.pi * a), tau * np.sqrt(np.pi * a))
+
+
+def tada_edge(a_over_w):
+    """Tada's F(a/W) of an edge crack in a long plate under tension (a/W <= 0.6)."""
+    r = a_over_w
+    return 1.12 - 0.231 * r + 10.55 * r**2 - 21.72 * r**3 + 30.39 * r**4
+
+
+def tada_centre(a_over_w):
+    """Tada's F of a centre crack 2a in a plate of width W: [1 − 0.025α² + 0.06α⁴] √sec(πα/2),
+    α = 2a/W."""
+    al = 2 * a_over_w
+    return (1 - 0.025 * al**2 + 0.06 * al**4) * np.sqrt(1 / np.cos(np.pi * al / 2))
+
+
+def inclined(beta, a=1.0, sigma=1.0):
+    """(K_I, K_II) of a crack of half-length a at angle β to the plane normal to a remote σ."""
+    k = sigma * np.sqrt(np.pi * a)
+    return k * np.cos(beta) ** 2, k * np.sin(beta) * np.cos(beta)
+
+
+def uniaxial(s, plane="strain", E=E, nu=NU):
+    """x -> displacement ``(2,)`` of a uniform stress σ_xx = s (σ_yy = σ_xy = 0)."""
+    form = nmm.Elasticity(E=E, nu=nu, plane=plane)
+    lam, mu = form.lame(None, None)
+    exx = s * (lam + 2 * mu) / (4 * mu * (lam + mu))
+    eyy = -lam / (lam + 2 * mu) * exx
+    return lambda x: jnp.stack([exx * x[0], eyy * x[1]])
+
+
+def inclined_crack(beta, a=0.5, half_width=2.0, sigma=1.0, plane="strain", E=E, nu=NU):
+    """``(domain, exact, form, (K_I, K_II))``: a crack of half-length a through the centre of a
+    square at angle β to the x-axis, the infinite plate under remote σ_yy = σ (Westergaard in the
+    crack's frame, plus the uniform σ_tt − σ_nn along it), exact displacements on the boundary.
+    Both tips have K_I = σ√(πa) cos²β, K_II = σ√(πa) sin β cos β."""
+    w = half_width
+    t = np.array([np.cos(beta), np.sin(beta)])
+    crack = [tuple(-a * t), tuple(a * t)]
+    dom = nmm.Domain.polygon([(-w, -w), (w, -w), (w, w), (-w, w)], cracks=[crack])
+    snn, stn, stt = (
+        sigma * np.cos(beta) ** 2,
+        sigma * np.sin(beta) * np.cos(beta),
+        sigma * np.sin(beta) ** 2,
+    )
+    crack_field = westergaard(a, snn, stn, plane, E, nu)
+    along = uniaxial(stt - snn, plane, E, nu)
+    local, R = frame((0.0, 0.0), beta)
+
+    def exact(x):
+        xl = local(x)
+        return R @ (crack_field(xl) + along(xl))
+
+    form = nmm.Elasticity(E=E, nu=nu, plane=plane, dirichlet=exact)
+    return dom, exact, form, inclined(beta, a, sigma)
+
+
+def tension_strip(crack, width=1.0, height=3.0, sigma=1.0, plane="strain", E=E, nu=NU):
+    """``(domain, form)``: the plate [0, W] × [-H, H] with ``crack`` under σ_yy = σ on its top;
+    the bottom on rollers (a mirror plane: the strip continues below with the mirrored crack, 2H
+    away) and u_x = 0 on its middle tenth (the last rigid motion)."""
+    W, H = width, height
+    dom = nmm.Domain.polygon([(0, -H), (W, -H), (W, H), (0, H)], cracks=[crack])
+    eps = 1e-9 * H
+
+    def bottom(p):
+        return p[:, 1] < -H + eps
+
+    def pin(p):
+        return bottom(p) & (np.abs(p[:, 0] - 0.5 * W) < 0.05 * W)
+
+    zero = jnp.zeros(2)
+    form = nmm.Elasticity(
+        E=E,
+        nu=nu,
+        plane=plane,
+        dirichlet=[
+            nmm.Dirichlet(zero, on=bottom, components=(1,)),
+            nmm.Dirichlet(zero, on=pin, components=(0,)),
+        ],
+        neumann=lambda x, n: jnp.stack([0.0 * n[0], sigma * n[1]]),
+    )
+    return dom, form
