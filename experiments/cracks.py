@@ -130,12 +130,13 @@ def inclined_crack(beta, a=0.5, half_width=2.0, sigma=1.0, plane="strain", E=E, 
     return dom, exact, form, inclined(beta, a, sigma)
 
 
-def tension_strip(crack, width=1.0, height=3.0, sigma=1.0, plane="strain", E=E, nu=NU):
-    """``(domain, form)``: the plate [0, W] × [-H, H] with ``crack`` under σ_yy = σ on its top;
+def tension_strip(crack, width=1.0, height=3.0, sigma=1.0, plane="strain", E=E, nu=NU, holes=()):
+    """``(domain, form)``: the plate [0, W] × [-H, H] with ``crack`` (and ``holes``) under
+    σ_yy = σ on its top;
     the bottom on rollers (a mirror plane: the strip continues below with the mirrored crack, 2H
     away) and u_x = 0 on its middle tenth (the last rigid motion)."""
     W, H = width, height
-    dom = nmm.Domain.polygon([(0, -H), (W, -H), (W, H), (0, H)], cracks=[crack])
+    dom = nmm.Domain.polygon([(0, -H), (W, -H), (W, H), (0, H)], holes=holes, cracks=[crack])
     eps = 1e-9 * H
 
     def bottom(p):
@@ -153,6 +154,7 @@ def tension_strip(crack, width=1.0, height=3.0, sigma=1.0, plane="strain", E=E, 
             nmm.Dirichlet(zero, on=bottom, components=(1,)),
             nmm.Dirichlet(zero, on=pin, components=(0,)),
         ],
-        neumann=lambda x, n: jnp.stack([0.0 * n[0], sigma * n[1]]),
+        # σ on the top; every other free boundary (sides, holes) traction free
+        neumann=lambda x, n: jnp.stack([0.0 * n[0], jnp.where(x[1] > H - eps, sigma, 0.0)]),
     )
     return dom, form

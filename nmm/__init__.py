@@ -32,6 +32,8 @@ from .forms import value as value  # noqa: E402
 from .fracture import StressIntensity as StressIntensity  # noqa: E402
 from .fracture import stress_intensity as stress_intensity  # noqa: E402
 from .geometry import Domain as Domain  # noqa: E402
+from .growth import GrowthHistory as GrowthHistory  # noqa: E402
+from .growth import grow as grow  # noqa: E402
 from .linalg import RESULTS as RESULTS  # noqa: E402
 from .linalg import RefinementWarning as RefinementWarning  # noqa: E402
 from .linalg import SolverOptions as SolverOptions  # noqa: E402
@@ -45,6 +47,8 @@ __all__ = [
     "Enrichment",
     "stress_intensity",
     "StressIntensity",
+    "grow",
+    "GrowthHistory",
     "Form",
     "Poisson",
     "Elasticity",

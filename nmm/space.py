@@ -400,6 +400,9 @@ class ManifoldSpace(eqx.Module):
         stable: stable cover functions (:mod:`nmm.stable`: each cover's polynomials in its
             support's own frame, orthonormalised on it; the same space); default: p >= 1 with
             polynomial cover functions (p = 0 has nothing to stabilise and keeps the plain path).
+        enrich: :class:`nmm.Enrichment` s (singular functions at points: crack tips, corners).
+        topology: the cut of ``cover`` by ``domain`` if already at hand (``nmm.topology.cut`` or
+            ``recut``: a growing crack re-cuts only the cells along its new segment).
 
     Array fields (JAX): per element ``elem_cell_data`` (the weights of the element's cell, or of a
     neighbour's cell on a sliver's elements: ``nmm.stable.aggregate``), ``elem_dofs (n_elem, n_loc)``,
@@ -464,6 +467,7 @@ class ManifoldSpace(eqx.Module):
         memory_limit_gib: float | None = None,
         stable: bool | None = None,
         enrich=(),
+        topology: Topology | None = None,
     ):
         if not isinstance(cover, MathCover):
             raise TypeError(f"cover must be an nmm.MathCover, got {type(cover).__name__}")
@@ -497,7 +501,20 @@ class ManifoldSpace(eqx.Module):
         nt = nt_poly + sum(e.n_functions for e in enrich if e.radius is None)
         chunks = _chunks(enrich, nt)
         _check_size(cover, int(degree), nt, int(components), int(quad_degree), memory_limit_gib)
-        topo = cut(cover, domain)
+        if topology is None:
+            topo = cut(cover, domain)
+        elif (
+            not isinstance(topology, Topology)
+            or topology.simplex_singular is not None
+            or len(topology.elem_cell) == 0
+            or int(topology.elem_cell.max()) >= len(cover.cells)
+        ):
+            raise ValueError(
+                "topology must be nmm.topology.cut(cover, domain) (or recut) of this cover, got "
+                f"{type(topology).__name__}"
+            )
+        else:
+            topo = topology
         n_v = cover.n_vertices
         qp, qw = map_simplices(topo.simplices, int(quad_degree))
         if cover.dim == 1:  # elements are intervals; boundary "integrals" are point values

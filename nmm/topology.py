@@ -52,6 +52,7 @@ class Topology:
         simplex_singular: ``(n_s,)`` > 0 for the fan triangles around an enrichment point (its
             vertex 0; ``nmm.enrich``), the power of ``quadrature.singular_triangle``; or None.
         bnd_singular: ``(n_b,)`` the same for boundary pieces that start at the point; or None.
+        mixed_joins, edges, boxes: what ``recut`` takes over from a previous cut (2D).
     """
 
     elem_cell: np.ndarray
@@ -67,6 +68,9 @@ class Topology:
     bnd_crack: np.ndarray
     simplex_singular: np.ndarray | None = None
     bnd_singular: np.ndarray | None = None
+    mixed_joins: np.ndarray | None = None  # 2D: the joins across edges with a cut side (recut)
+    edges: tuple | None = None  # 2D: interior cover edges and their two cells (recut)
+    boxes: tuple | None = None  # 2D: the cells' bounding boxes (recut)
 
     @property
     def n_elem(self) -> int:
@@ -288,6 +292,47 @@ def _overlap(ia, ib, ic) -> float:
     return total
 
 
+def _mixed_rows(edges, edge_cells, nodes, geoms, elem_cut, order, starts, cell_nelem, chains, tol):
+    """Joins ``(k, 3)`` rows (node, a, b) across cover edges with a cut cell on a side: elements a
+    and b of the two cells are joined in the patches of both end nodes where their boundaries
+    share a piece of the edge of positive length that is not on a crack."""
+    rows = []
+    for (na, nb), (c1, c2) in zip(edges, edge_cells, strict=True):
+        pa, pb = nodes[na], nodes[nb]
+        e1 = order[starts[c1] : starts[c1] + cell_nelem[c1]]
+        e2 = order[starts[c2] : starts[c2] + cell_nelem[c2]]
+        iv1, iv2 = (
+            [
+                _intervals_on_edge(rings(geoms[e]), pa, pb, tol) if elem_cut[e] else [(0.0, 1.0)]
+                for e in es
+            ]
+            for es in (e1, e2)
+        )
+        on_crack = _intervals_on_edge(chains, pa, pb, tol)
+        for i, a in enumerate(e1):
+            for j, b in enumerate(e2):
+                if _overlap(iv1[i], iv2[j], on_crack) > 1e-7:
+                    rows += [(na, a, b), (nb, a, b)]
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def _cell_boxes(prev, mc):
+    """Lower and upper corners ``(n_cells, 2)`` of the cells' bounding boxes (cached)."""
+    if prev is not None and prev.boxes is not None:
+        return prev.boxes
+    v = mc.nodes[mc.cells]
+    return v.min(axis=1), v.max(axis=1)
+
+
+def _interior_edges(prev, cells):
+    """Cover edges shared by two cells, and those cells (cached on a topology of the cover)."""
+    if prev is not None and prev.edges is not None:
+        return prev.edges
+    edges, edge_cells = _cell_edges(cells)
+    interior = edge_cells[:, 1] >= 0
+    return edges[interior], edge_cells[interior]
+
+
 def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     cells, nodes = mc.cells, mc.nodes
     n_cells, n_v = cells.shape
@@ -342,9 +387,7 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
         )
 
     # ---- physical covers: join elements across shared cover edges
-    edges, edge_cells = _cell_edges(cells)
-    interior = edge_cells[:, 1] >= 0
-    edges, edge_cells = edges[interior], edge_cells[interior]
+    edges, edge_cells = _interior_edges(None, cells)
     cell_first = -np.ones(n_cells, np.int64)  # first element of each cell (whole cells: the one)
     cell_nelem = np.zeros(n_cells, np.int64)
     np.add.at(cell_nelem, elem_cell, 1)
@@ -364,25 +407,19 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
         if cracks is not None
         else []
     )
-    rows = []
-    for (na, nb), (c1, c2) in zip(edges[mixed], edge_cells[mixed], strict=True):
-        pa, pb = nodes[na], nodes[nb]
-        e1 = order[starts[c1] : starts[c1] + cell_nelem[c1]]
-        e2 = order[starts[c2] : starts[c2] + cell_nelem[c2]]
-        iv1, iv2 = (
-            [
-                _intervals_on_edge(rings(geoms[e]), pa, pb, tol) if elem_cut[e] else [(0.0, 1.0)]
-                for e in es
-            ]
-            for es in (e1, e2)
-        )
-        on_crack = _intervals_on_edge(crack_chains, pa, pb, tol)
-        for i, a in enumerate(e1):
-            for j, b in enumerate(e2):
-                if _overlap(iv1[i], iv2[j], on_crack) > 1e-7:
-                    rows += [(na, a, b), (nb, a, b)]
-    if rows:
-        joins.append(np.array(rows, dtype=np.int64))
+    rows = _mixed_rows(
+        edges[mixed],
+        edge_cells[mixed],
+        nodes,
+        geoms,
+        elem_cut,
+        order,
+        starts,
+        cell_nelem,
+        crack_chains,
+        tol,
+    )
+    joins.append(rows)
     elem_covers, cover_node = _physical_covers(cells, elem_cell, joins)
 
     # ---- triangulation for quadrature: whole cells directly, cut elements by constrained Delaunay
@@ -448,4 +485,155 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
         bnd_elem=seg_elem,
         bnd_normal=normal,
         bnd_crack=on_crk[keep] & ~on_bnd[keep],
+        mixed_joins=rows,
+        edges=(edges, edge_cells),
+    )
+
+
+# ----------------------------------------------------------------------------- local re-cut (2D)
+
+
+def _faces_of_cells(cells_idx, cell_polys, shape, cutters, tol, min_area):
+    """Elements of the cells ``cells_idx`` (all treated as cut): their faces (oriented), cells, and
+    the faces too small to integrate on (see ``_cut_2d``)."""
+    geoms, elem_cell, tiny = [], [], []
+    clipped = shapely.intersection(cell_polys, shape)
+    for c, poly, piece in zip(cells_idx, cell_polys, clipped, strict=True):
+        if piece.is_empty:
+            continue
+        faces = _split_cell(piece, poly, cutters, 1e-2 * tol)
+        tiny += [
+            shapely.geometry.polygon.orient(f, 1.0)
+            for f in faces
+            if 0.0 < f.area <= min_area and f.geom_type == "Polygon"
+        ]
+        faces = [shapely.geometry.polygon.orient(f, 1.0) for f in faces if f.area > min_area]
+        geoms += faces
+        elem_cell += [c] * len(faces)
+    return geoms, np.asarray(elem_cell, np.int64), tiny
+
+
+def recut(prev: Topology, mc: MathCover, dom: Domain, region) -> Topology:
+    """The topology of ``dom`` from ``prev``, the same cover cut by a domain that differs from
+    ``dom`` only inside ``region`` (a shapely geometry: the new segment of a growing crack).
+
+    Only the cells within the geometric tolerance of ``region`` are cut again (their faces, their
+    triangles, their boundary pieces, and the joins across their edges); every other element is
+    taken over from ``prev``, and the physical covers are the connected components of the joins
+    again (numpy and scipy on index arrays: no geometry). The result equals ``cut(mc, dom)`` up to
+    the numbering of elements and covers (tests/test_growth.py)."""
+    if mc.dim != 2 or dom.dim != 2:
+        raise ValueError("recut is for 2D covers and domains")
+    if prev.mixed_joins is None or prev.simplex_singular is not None:
+        raise ValueError("recut needs the topology of nmm.topology.cut (not an enriched space's)")
+    cells, nodes = mc.cells, mc.nodes
+    n_cells = len(cells)
+    tol = _REL_TOL * mc.diameter
+    # the cells that touch the region: bounding boxes (numpy) first, then shapely on those few
+    lo, hi = _cell_boxes(prev, mc)
+    bx = np.asarray(region.bounds) + np.array([-2, -2, 2, 2]) * tol
+    near = np.nonzero(
+        (hi[:, 0] >= bx[0]) & (lo[:, 0] <= bx[2]) & (hi[:, 1] >= bx[1]) & (lo[:, 1] <= bx[3])
+    )[0]
+    near_polys = shapely.polygons(nodes[cells[near]])
+    hit = near[shapely.dwithin(near_polys, region, 2 * tol)]
+    changed = np.zeros(n_cells, bool)
+    changed[hit] = True
+
+    # elements: those of unchanged cells as they were, then the changed cells' new faces
+    keep = ~changed[prev.elem_cell]
+    old_ids = np.nonzero(keep)[0]
+    renum = np.full(prev.n_elem, -1, np.int64)
+    renum[old_ids] = np.arange(len(old_ids))
+    cutters = _crack_cutters(dom, 1e3 * tol)
+    min_area = 1e-12 * mc.diameter**2
+    hit_polys = near_polys[np.isin(near, hit)]
+    new_geoms, new_cell, tiny = _faces_of_cells(hit, hit_polys, dom.shape, cutters, tol, min_area)
+    n_keep = len(old_ids)
+    geoms = [prev.elem_geom[i] for i in old_ids] + new_geoms
+    elem_cell = np.concatenate([prev.elem_cell[old_ids], new_cell])
+    elem_cut = np.concatenate([prev.elem_cut[old_ids], np.ones(len(new_cell), bool)])
+    new_ids = np.arange(n_keep, n_keep + len(new_cell))
+
+    # triangles
+    s_keep = keep[prev.simplex_elem]
+    tris, tri_elem = [prev.simplices[s_keep]], [renum[prev.simplex_elem[s_keep]]]
+    for e, g in zip(new_ids, new_geoms, strict=True):
+        parts = shapely.get_parts(shapely.constrained_delaunay_triangles(g))
+        t = np.stack([np.asarray(p.exterior.coords)[:3] for p in parts])
+        tris.append(t)
+        tri_elem.append(np.full(len(t), e))
+
+    # boundary pieces: the kept ones, and those of the new faces on ∂Ω or on a crack
+    b_keep = keep[prev.bnd_elem]
+    seg = [np.stack([c[:-1], c[1:]], axis=1) for g in new_geoms for c in rings(g)]
+    seg_elem = [
+        np.full(len(c) - 1, e) for e, g in zip(new_ids, new_geoms, strict=True) for c in rings(g)
+    ]
+    n_own = sum(len(s) for s in seg)
+    if tiny and len(new_geoms):
+        tree = shapely.STRtree(new_geoms)
+        for f in tiny:
+            c = np.asarray(f.exterior.coords)
+            s_f = np.stack([c[:-1], c[1:]], axis=1)
+            seg.append(s_f)
+            seg_elem.append(new_ids[tree.nearest(shapely.points(0.5 * (s_f[:, 0] + s_f[:, 1])))])
+    if seg:
+        seg, seg_elem = np.concatenate(seg), np.concatenate(seg_elem)
+        mid = shapely.points(0.5 * (seg[:, 0] + seg[:, 1]))
+        on_bnd = shapely.distance(dom.shape.boundary, mid) <= tol
+        cracks = dom.crack_lines
+        on_crk = shapely.distance(cracks, mid) <= tol if cracks is not None else np.zeros(len(seg), bool)
+        on_crk[n_own:] = False
+        ok = (on_bnd | on_crk) & (np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1) > 0)
+        seg, seg_elem, crk = seg[ok], seg_elem[ok], on_crk[ok] & ~on_bnd[ok]
+        d = seg[:, 1] - seg[:, 0]
+        normal = np.stack([d[:, 1], -d[:, 0]], axis=1) / np.linalg.norm(d, axis=1, keepdims=True)
+    else:
+        seg, seg_elem = np.zeros((0, 2, 2)), np.zeros(0, np.int64)
+        crk, normal = np.zeros(0, bool), np.zeros((0, 2))
+
+    # physical covers: joins across cover edges (those between unchanged cells as before)
+    edges, edge_cells = _interior_edges(prev, cells)
+    cell_nelem = np.bincount(elem_cell, minlength=n_cells)
+    order = np.argsort(elem_cell, kind="stable")
+    starts = np.r_[0, np.cumsum(cell_nelem)[:-1]]
+    cell_first = np.where(cell_nelem > 0, order[np.minimum(starts, len(order) - 1)], -1)
+    is_whole = np.zeros(n_cells, bool)
+    is_whole[elem_cell[~elem_cut]] = True
+    both_whole = is_whole[edge_cells[:, 0]] & is_whole[edge_cells[:, 1]]
+    ea, eb = cell_first[edge_cells[both_whole, 0]], cell_first[edge_cells[both_whole, 1]]
+    joins = [np.stack([edges[both_whole, k], ea, eb], axis=1) for k in range(2)]
+    rows = prev.mixed_joins
+    rows = rows[keep[rows[:, 1]] & keep[rows[:, 2]]]
+    joins.append(np.stack([rows[:, 0], renum[rows[:, 1]], renum[rows[:, 2]]], axis=1))
+    touch = (changed[edge_cells[:, 0]] | changed[edge_cells[:, 1]]) & ~both_whole
+    touch &= (cell_nelem[edge_cells[:, 0]] > 0) & (cell_nelem[edge_cells[:, 1]] > 0)
+    cracks = dom.crack_lines
+    chains = (
+        [np.asarray(ls.coords) for ls in shapely.get_parts(shapely.line_merge(cracks))]
+        if cracks is not None
+        else []
+    )
+    fresh = _mixed_rows(
+        edges[touch], edge_cells[touch], nodes, geoms, elem_cut, order, starts, cell_nelem, chains, tol
+    )
+    joins.append(fresh)
+    elem_covers, cover_node = _physical_covers(cells, elem_cell, joins)
+    mixed = np.concatenate([joins[2], fresh]) if len(fresh) else joins[2]
+    return Topology(
+        elem_cell=elem_cell,
+        elem_covers=elem_covers,
+        elem_cut=elem_cut,
+        elem_geom=geoms,
+        cover_node=cover_node,
+        simplices=np.concatenate(tris),
+        simplex_elem=np.concatenate(tri_elem),
+        bnd=np.concatenate([prev.bnd[b_keep], seg]),
+        bnd_elem=np.concatenate([renum[prev.bnd_elem[b_keep]], seg_elem]),
+        bnd_normal=np.concatenate([prev.bnd_normal[b_keep], normal]),
+        bnd_crack=np.concatenate([prev.bnd_crack[b_keep], crk]),
+        mixed_joins=mixed,
+        edges=(edges, edge_cells),
+        boxes=(lo, hi),
     )

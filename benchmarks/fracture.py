@@ -1,0 +1,173 @@
+"""Fracture benchmarks (issue 10): stress intensity factors against exact and handbook values.
+
+* Griffith: Westergaard's centre crack (a = 0.3, σ = 1, τ = 0.5) in the square of half-width 1,
+  exact displacements on its boundary; K_I, K_II (interaction integral) and the displacement
+  errors against h, for p = 1 and p = 2 with the near-tip orders n ≤ 2p + 1 on cut-off discs of
+  radius 0.6 (``terms = p + 1``), and beside them p = 1 without tip functions and with the first
+  order on the tip elements' covers only (``radius=None``).
+* Inclined crack (a = 0.5 in the square of half-width 2, exact infinite-plate field on its
+  boundary): β = 0 … 75°, p = 1, h = 0.2.
+* Edge crack (a/W = 0.1 … 0.6) and centre crack (2a/W = 0.2 … 0.6) in the strip W = 1, H = 1.5
+  (rollers at the bottom: a mirror plane) under σ = 1, against Tada's F; p = 2 on a graded cover
+  (``MathCover.graded``: h = 0.2 far, 0.02 at the tips, growth 1.3).
+
+Every solve uses the library's defaults but for the options named here. Usage::
+
+    python benchmarks/fracture.py            # about 15 minutes on 2 cores
+
+Prints Markdown tables; writes results/fracture.json.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+import nmm
+from experiments.cracks import griffith, inclined_crack, tada_centre, tada_edge, tension_strip
+
+
+def solve(dom, form, mc, degree, enrich):
+    t0 = time.perf_counter()
+    V = nmm.ManifoldSpace(mc, dom, degree=degree, components=2, enrich=enrich)
+    u = nmm.solve(V, form, throw=False)
+    return V, u, time.perf_counter() - t0
+
+
+def griffith_table(report):
+    dom, exact, form, (k1, k2) = griffith()
+    print(
+        "\n| Griffith | p | h | unknowns | L2 | H1 | L2 rate | H1 rate | max K_I err | max K_II err |\n"
+        + "|---" * 10
+        + "|"
+    )
+    cases = [
+        ("cut-off disc 0.6, terms 2", 1, (0.25, 0.125, 0.0625, 0.03125), dict(radius=0.6, terms=2)),
+        ("cut-off disc 0.6, terms 3", 2, (0.25, 0.125, 0.0625), dict(radius=0.6, terms=3)),
+        ("tip covers, terms 1", 1, (0.25, 0.125, 0.0625, 0.03125), dict(radius=None)),
+        ("no tip functions", 1, (0.25, 0.125, 0.0625, 0.03125), None),
+    ]
+    report["griffith"] = {}
+    for label, p, hs, opts in cases:
+        rows, prev = [], None
+        for h in hs:
+            tips = (
+                []
+                if opts is None
+                else [nmm.Enrichment.crack_tip(dom, 0, e, functions="elastic", **opts) for e in (0, -1)]
+            )
+            mc = nmm.MathCover.triangles(dom, h, offset=(0.03, 0.05))
+            V, u, dt = solve(dom, form, mc, p, tips)
+            err = nmm.errors(u, exact)
+            ks = [nmm.stress_intensity(u, form, 0, e) for e in (0, -1)]
+            e1 = max(abs(k.K_I / k1 - 1) for k in ks)
+            e2 = max(abs(k.K_II / k2 - 1) for k in ks)
+            rate = (
+                ("", "")
+                if prev is None
+                else tuple(f"{np.log2(prev[k] / err[k]):.2f}" for k in ("L2", "H1"))
+            )
+            cells = [
+                label,
+                p,
+                h,
+                V.n_dofs,
+                f"{err['L2']:.2e}",
+                f"{err['H1']:.2e}",
+                *rate,
+                f"{e1:.1e}",
+                f"{e2:.1e}",
+            ]
+            print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
+            rows.append(
+                {
+                    "h": h,
+                    "dofs": V.n_dofs,
+                    **err,
+                    "K_I_err": e1,
+                    "K_II_err": e2,
+                    "radius": ks[0].radius,
+                    "s": dt,
+                }
+            )
+            prev = err
+        report["griffith"][label] = rows
+
+
+def inclined_table(report):
+    print(
+        "\n| inclined crack β | unknowns | K_I | exact | K_II | exact | max error / σ√(πa) |\n"
+        + "|---" * 7
+        + "|"
+    )
+    report["inclined"] = []
+    for deg in (0, 15, 30, 45, 60, 75):
+        beta = np.radians(deg)
+        dom, exact, form, (k1, k2) = inclined_crack(beta)
+        tips = [
+            nmm.Enrichment.crack_tip(dom, 0, e, functions="elastic", radius=0.9, terms=2)
+            for e in (0, -1)
+        ]
+        mc = nmm.MathCover.triangles(dom, 0.2, offset=(0.03, 0.05))
+        V, u, _ = solve(dom, form, mc, 1, tips)
+        ks = [nmm.stress_intensity(u, form, 0, e) for e in (0, -1)]
+        k0 = np.sqrt(np.pi * 0.5)
+        worst = max(max(abs(k.K_I - k1), abs(k.K_II - k2)) for k in ks) / k0
+        cells = [f"{deg}°", V.n_dofs, f"{ks[1].K_I:.5f}", f"{k1:.5f}", f"{ks[1].K_II:.5f}", f"{k2:.5f}"]
+        print("| " + " | ".join(str(c) for c in cells) + f" | {worst:.1e} |", flush=True)
+        report["inclined"].append(
+            {
+                "beta_deg": deg,
+                "dofs": V.n_dofs,
+                "K": [[k.K_I, k.K_II] for k in ks],
+                "exact": [k1, k2],
+                "err": worst,
+            }
+        )
+
+
+def strip_table(report):
+    print("\n| strip W = 1, H = 1.5 | a/W | unknowns | F (NMM) | Tada | error |\n" + "|---" * 6 + "|")
+    report["strip"] = []
+    cases = [("edge", r) for r in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)] + [
+        ("centre", r) for r in (0.1, 0.2, 0.3)
+    ]
+    for kind, r in cases:
+        if kind == "edge":
+            a, crack, F, ends = r, [(0.0, 0.0), (r, 0.0)], tada_edge(r), (-1,)
+            radius = 0.5  # the branch ray leaves the plate through the crack's mouth
+        else:
+            a, crack, F, ends = r, [(0.5 - r, 0.0), (0.5 + r, 0.0)], tada_centre(r), (0, -1)
+            radius = min(0.5, 1.8 * r)  # short of the other tip
+        dom, form = tension_strip(crack, height=1.5)
+        tips = [
+            nmm.Enrichment.crack_tip(dom, 0, e, functions="elastic", radius=radius, terms=3)
+            for e in ends
+        ]
+        mc = nmm.MathCover.graded(dom, 0.2, 0.02, [crack[e] for e in ends])
+        V, u, _ = solve(dom, form, mc, 2, tips)
+        Fs = [nmm.stress_intensity(u, form, 0, e).K_I / np.sqrt(np.pi * a) for e in ends]
+        err = max(abs(f / F - 1) for f in Fs)
+        label = f"{kind} crack" + ("" if kind == "edge" else " (2a/W)")
+        ratio = r if kind == "edge" else 2 * r
+        print(f"| {label} | {ratio:.1f} | {V.n_dofs} | {Fs[0]:.4f} | {F:.4f} | {err:.1e} |", flush=True)
+        report["strip"].append(
+            {"kind": kind, "ratio": ratio, "dofs": V.n_dofs, "F": Fs, "tada": F, "err": err}
+        )
+
+
+def main() -> None:
+    report: dict = {"machine": platform.platform()}
+    griffith_table(report)
+    inclined_table(report)
+    strip_table(report)
+    Path("results").mkdir(exist_ok=True)
+    Path("results/fracture.json").write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
