@@ -1,7 +1,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: run demo test test-all bench bench-nn lint clean
+.PHONY: run demo test test-all bench bench-nn bench-fracture lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -28,6 +28,10 @@ bench: $(STAMP)
 bench-nn: $(STAMP)
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/nn_bridge_report.py
+
+bench-fracture: $(STAMP)
+	$(PY) benchmarks/fracture.py
+	$(PY) benchmarks/enrichment.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check nmm nmm_nn experiments tests benchmarks

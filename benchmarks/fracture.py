@@ -6,10 +6,13 @@
   radius 0.6 (``terms = p + 1``), and beside them p = 1 without tip functions and with the first
   order on the tip elements' covers only (``radius=None``).
 * Inclined crack (a = 0.5 in the square of half-width 2, exact infinite-plate field on its
-  boundary): β = 0 … 75°, p = 1, h = 0.2.
+  boundary): β = 0 … 75°, p = 2 (terms 3, cut-off radius 0.9), h = 0.2; the kink angle of the
+  computed K against that of the exact K.
+* Growth: the re-cut of one step against a whole cut at 1e5 cells; a mode-I crack stays straight;
+  an edge crack beside a hole turns toward it.
 * Edge crack (a/W = 0.1 … 0.6) and centre crack (2a/W = 0.2 … 0.6) in the strip W = 1, H = 1.5
-  (rollers at the bottom: a mirror plane) under σ = 1, against Tada's F; p = 2 on a graded cover
-  (``MathCover.graded``: h = 0.2 far, 0.02 at the tips, growth 1.3).
+  (rollers at the bottom: a mirror plane) under σ = 1, against Tada's F; p = 2 (terms 3) on a
+  graded cover (``MathCover.graded``: h = 0.3 far, 0.02 at the tips, growth 1.5).
 
 Every solve uses the library's defaults but for the options named here. Usage::
 
@@ -26,9 +29,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import shapely
 
 import nmm
 from experiments.cracks import griffith, inclined_crack, tada_centre, tada_edge, tension_strip
+from nmm.fracture import kink_angle
+from nmm.topology import cut, recut
 
 
 def solve(dom, form, mc, degree, enrich):
@@ -75,7 +81,7 @@ def griffith_table(report):
                 label,
                 p,
                 h,
-                V.n_dofs,
+                V.n_unknowns,
                 f"{err['L2']:.2e}",
                 f"{err['H1']:.2e}",
                 *rate,
@@ -86,7 +92,7 @@ def griffith_table(report):
             rows.append(
                 {
                     "h": h,
-                    "dofs": V.n_dofs,
+                    "dofs": V.n_unknowns,
                     **err,
                     "K_I_err": e1,
                     "K_II_err": e2,
@@ -109,23 +115,35 @@ def inclined_table(report):
         beta = np.radians(deg)
         dom, exact, form, (k1, k2) = inclined_crack(beta)
         tips = [
-            nmm.Enrichment.crack_tip(dom, 0, e, functions="elastic", radius=0.9, terms=2)
+            nmm.Enrichment.crack_tip(dom, 0, e, functions="elastic", radius=0.9, terms=3)
             for e in (0, -1)
         ]
         mc = nmm.MathCover.triangles(dom, 0.2, offset=(0.03, 0.05))
-        V, u, _ = solve(dom, form, mc, 1, tips)
+        V, u, _ = solve(dom, form, mc, 2, tips)
         ks = [nmm.stress_intensity(u, form, 0, e) for e in (0, -1)]
         k0 = np.sqrt(np.pi * 0.5)
         worst = max(max(abs(k.K_I - k1), abs(k.K_II - k2)) for k in ks) / k0
-        cells = [f"{deg}°", V.n_dofs, f"{ks[1].K_I:.5f}", f"{k1:.5f}", f"{ks[1].K_II:.5f}", f"{k2:.5f}"]
-        print("| " + " | ".join(str(c) for c in cells) + f" | {worst:.1e} |", flush=True)
+        cells = [
+            f"{deg}°",
+            V.n_unknowns,
+            f"{ks[1].K_I:.5f}",
+            f"{k1:.5f}",
+            f"{ks[1].K_II:.5f}",
+            f"{k2:.5f}",
+        ]
+        th, th0 = np.degrees(ks[1].kink_angle), np.degrees(kink_angle(k1, k2))
+        print(
+            "| " + " | ".join(str(c) for c in cells) + f" | {worst:.1e} | {th:.2f}° | {th0:.2f}° |",
+            flush=True,
+        )
         report["inclined"].append(
             {
                 "beta_deg": deg,
-                "dofs": V.n_dofs,
+                "dofs": V.n_unknowns,
                 "K": [[k.K_I, k.K_II] for k in ks],
                 "exact": [k1, k2],
                 "err": worst,
+                "kink_deg": [th, th0],
             }
         )
 
@@ -148,16 +166,68 @@ def strip_table(report):
             nmm.Enrichment.crack_tip(dom, 0, e, functions="elastic", radius=radius, terms=3)
             for e in ends
         ]
-        mc = nmm.MathCover.graded(dom, 0.2, 0.02, [crack[e] for e in ends])
+        mc = nmm.MathCover.graded(dom, 0.3, 0.02, [crack[e] for e in ends], growth=1.5)
         V, u, _ = solve(dom, form, mc, 2, tips)
         Fs = [nmm.stress_intensity(u, form, 0, e).K_I / np.sqrt(np.pi * a) for e in ends]
         err = max(abs(f / F - 1) for f in Fs)
         label = f"{kind} crack" + ("" if kind == "edge" else " (2a/W)")
         ratio = r if kind == "edge" else 2 * r
-        print(f"| {label} | {ratio:.1f} | {V.n_dofs} | {Fs[0]:.4f} | {F:.4f} | {err:.1e} |", flush=True)
-        report["strip"].append(
-            {"kind": kind, "ratio": ratio, "dofs": V.n_dofs, "F": Fs, "tada": F, "err": err}
+        print(
+            f"| {label} | {ratio:.1f} | {V.n_unknowns} | {Fs[0]:.4f} | {F:.4f} | {err:.1e} |", flush=True
         )
+        report["strip"].append(
+            {"kind": kind, "ratio": ratio, "dofs": V.n_unknowns, "F": Fs, "tada": F, "err": err}
+        )
+
+
+def recut_timing(report):
+    """One growth step's re-cut against cutting the whole cover again, 1e5 cells (best of 3)."""
+    c0 = [(0.0, 0.5), (0.43, 0.52)]
+    dom0 = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)], cracks=[c0])
+    mc = nmm.MathCover.triangles(dom0, 1 / 224, offset=(0.3, 0.2))
+    topo0 = cut(mc, dom0)
+    new = (0.43 + 0.05 * np.cos(0.3), 0.52 + 0.05 * np.sin(0.3))
+    dom1 = nmm.Domain.polygon(dom0.outer, cracks=[c0 + [new]])
+    seg = shapely.LineString([c0[-1], new])
+    t_cut, t_re = [], []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        cut(mc, dom1)
+        t_cut.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        recut(topo0, mc, dom1, seg)
+        t_re.append(time.perf_counter() - t0)
+    a, b = min(t_cut), min(t_re)
+    print("\n| cells | whole cut (s) | re-cut of one step (s) | ratio |\n|---|---|---|---|")
+    print(f"| {len(mc.cells)} | {a:.3f} | {b:.4f} | {a / b:.1f} |")
+    report["recut"] = {"cells": len(mc.cells), "cut_s": a, "recut_s": b}
+
+
+def paths(report):
+    """Growth: a mode-I Griffith crack (τ = 0) stays on its line; an edge crack passing a hole
+    turns toward it (figure results/fracture_hole.png)."""
+    dom, _, form, _ = griffith(tau=0.0)
+    mc = nmm.MathCover.triangles(dom, 0.125, offset=(0.03, 0.05))
+    hist = nmm.grow(dom, form, mc, step=0.15, n_steps=3, progress=False)
+    dev = max(float(np.max(np.abs(np.asarray(p)[:, 1]))) for p in hist.paths.values())
+    kinks = max(abs(r["kink_deg"]) for r in hist.steps)
+    print(f"\nmode-I Griffith, 3 steps of 0.15 at both tips: max |y| {dev:.1e}, max kink {kinks:.2f}°")
+    report["mode_I"] = {"max_y": dev, "max_kink_deg": kinks}
+    hole = [
+        (0.55 + 0.12 * np.cos(t), 0.25 + 0.12 * np.sin(t))
+        for t in np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    ]
+    dom, form = tension_strip([(0.0, 0.0), (0.25, 0.0)], height=1.0, holes=[hole])
+    mc = nmm.MathCover.triangles(dom, 0.04, offset=(0.013, 0.021))
+    t0 = time.perf_counter()
+    hist = nmm.grow(dom, form, mc, step=0.06, n_steps=10, out="results/fracture_hole", progress=False)
+    path = np.asarray(hist.paths[(0, -1)])
+    print(
+        f"edge crack beside a hole (centre (0.55, 0.25), radius 0.12), p = 1, h = 0.04, steps of 0.06: "
+        f"tip y = {', '.join(f'{y:.3f}' for y in path[:, 1])}; {hist.reason} "
+        f"({time.perf_counter() - t0:.0f} s; figure results/fracture_hole/paths.png)"
+    )
+    report["hole"] = {"path": path.tolist(), "reason": hist.reason, "steps": hist.steps}
 
 
 def main() -> None:
@@ -165,6 +235,8 @@ def main() -> None:
     griffith_table(report)
     inclined_table(report)
     strip_table(report)
+    recut_timing(report)
+    paths(report)
     Path("results").mkdir(exist_ok=True)
     Path("results/fracture.json").write_text(json.dumps(report, indent=1))
 

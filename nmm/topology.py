@@ -31,6 +31,7 @@ from .covers import MathCover
 from .geometry import Domain
 
 _REL_TOL = 1e-9  # geometric tolerance, relative to the cover size h
+_NULL = 1e-14  # boundary pieces shorter than this (relative) are rounding, not geometry
 
 
 @dataclass(frozen=True, eq=False)
@@ -469,7 +470,10 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     on_bnd = shapely.distance(shape.boundary, mid) <= tol
     on_crk = shapely.distance(cracks, mid) <= tol if cracks is not None else np.zeros(len(seg), bool)
     on_crk[n_own:] = False
-    keep = (on_bnd | on_crk) & (np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1) > 0)
+    # pieces of a few ulps (a crack tip 1 ulp from a cover node leaves one) carry nothing and
+    # would put quadrature points on a singular point: dropped (a 1e-9 sliver's corner, ~1e-9 h,
+    # stays)
+    keep = (on_bnd | on_crk) & (np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1) > _NULL * mc.diameter)
     seg, seg_elem = seg[keep], seg_elem[keep]
     d = seg[:, 1] - seg[:, 0]
     normal = np.stack([d[:, 1], -d[:, 0]], axis=1) / np.linalg.norm(d, axis=1, keepdims=True)
@@ -585,7 +589,7 @@ def recut(prev: Topology, mc: MathCover, dom: Domain, region) -> Topology:
         cracks = dom.crack_lines
         on_crk = shapely.distance(cracks, mid) <= tol if cracks is not None else np.zeros(len(seg), bool)
         on_crk[n_own:] = False
-        ok = (on_bnd | on_crk) & (np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1) > 0)
+        ok = (on_bnd | on_crk) & (np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1) > _NULL * mc.diameter)
         seg, seg_elem, crk = seg[ok], seg_elem[ok], on_crk[ok] & ~on_bnd[ok]
         d = seg[:, 1] - seg[:, 0]
         normal = np.stack([d[:, 1], -d[:, 0]], axis=1) / np.linalg.norm(d, axis=1, keepdims=True)
