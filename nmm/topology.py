@@ -18,6 +18,7 @@ in one piece, as in Shi (1991).
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -491,10 +492,46 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
         bnd_crack=on_crk[keep] & ~on_bnd[keep],
         mixed_joins=rows,
         edges=(edges, edge_cells),
+        boxes=_cell_boxes(None, mc),
     )
 
 
 # ----------------------------------------------------------------------------- local re-cut (2D)
+
+
+def _local_covers(prev, cells, elem_cell, old_ids, hot, joins):
+    """``elem_covers``, ``cover_node`` of a re-cut: the incidences at nodes that are not ``hot``
+    keep their covers of ``prev`` (elements ``old_ids`` are the first ones, in order); those at
+    hot nodes are the connected components of ``joins`` (rows node, a, b) at hot nodes. Covers
+    are numbered by node, as ``_physical_covers`` does."""
+    n_elem, n_v = len(elem_cell), cells.shape[1]
+    inc_node = cells[elem_cell]  # (n_elem, n_v)
+    covers = np.full((n_elem, n_v), -1, np.int64)
+    n_keep = len(old_ids)
+    covers[:n_keep] = prev.elem_covers[old_ids]
+    redo = hot[inc_node]
+    covers[redo] = -1
+    inc = np.nonzero(redo.reshape(-1))[0]  # incidence ids e * n_v + k, sorted
+    j = np.concatenate(joins)
+    j = j[hot[j[:, 0]]]
+    ka = np.argmax(inc_node[j[:, 1]] == j[:, :1], axis=1)
+    kb = np.argmax(inc_node[j[:, 2]] == j[:, :1], axis=1)
+    ia = np.searchsorted(inc, j[:, 1] * n_v + ka)
+    ib = np.searchsorted(inc, j[:, 2] * n_v + kb)
+    graph = coo_matrix((np.ones(len(ia)), (ia, ib)), shape=(len(inc), len(inc)))
+    n_comp, labels = connected_components(graph, directed=False)
+    # old covers still in use keep their nodes; the new ones come after them
+    base = prev.n_cover
+    covers.reshape(-1)[inc] = base + labels
+    node_of = np.concatenate([prev.cover_node, np.zeros(n_comp, np.int64)])
+    node_of[base + labels] = inc_node.reshape(-1)[inc]
+    in_use = np.zeros(base + n_comp, bool)
+    in_use[covers.reshape(-1)] = True
+    used = np.nonzero(in_use)[0]
+    order = used[np.argsort(node_of[used], kind="stable")]
+    rank = np.full(base + n_comp, -1, np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[covers], node_of[order]
 
 
 def _faces_of_cells(cells_idx, cell_polys, shape, cutters, tol, min_area):
@@ -554,7 +591,11 @@ def recut(prev: Topology, mc: MathCover, dom: Domain, region) -> Topology:
     hit_polys = near_polys[np.isin(near, hit)]
     new_geoms, new_cell, tiny = _faces_of_cells(hit, hit_polys, dom.shape, cutters, tol, min_area)
     n_keep = len(old_ids)
-    geoms = [prev.elem_geom[i] for i in old_ids] + new_geoms
+    geoms = (
+        list(operator.itemgetter(*old_ids)(prev.elem_geom))
+        if len(old_ids) > 1
+        else [prev.elem_geom[i] for i in old_ids]
+    ) + new_geoms
     elem_cell = np.concatenate([prev.elem_cell[old_ids], new_cell])
     elem_cut = np.concatenate([prev.elem_cut[old_ids], np.ones(len(new_cell), bool)])
     new_ids = np.arange(n_keep, n_keep + len(new_cell))
@@ -597,7 +638,10 @@ def recut(prev: Topology, mc: MathCover, dom: Domain, region) -> Topology:
         seg, seg_elem = np.zeros((0, 2, 2)), np.zeros(0, np.int64)
         crk, normal = np.zeros(0, bool), np.zeros((0, 2))
 
-    # physical covers: joins across cover edges (those between unchanged cells as before)
+    # physical covers. A node whose patch holds no changed cell keeps its covers (the same
+    # elements, the same joins); the patches of the changed cells' nodes are joined again:
+    # across whole-whole edges by index arithmetic, across edges with a cut side by the kept
+    # rows and, next to a changed cell, by fresh ones
     edges, edge_cells = _interior_edges(prev, cells)
     cell_nelem = np.bincount(elem_cell, minlength=n_cells)
     order = np.argsort(elem_cell, kind="stable")
@@ -605,12 +649,17 @@ def recut(prev: Topology, mc: MathCover, dom: Domain, region) -> Topology:
     cell_first = np.where(cell_nelem > 0, order[np.minimum(starts, len(order) - 1)], -1)
     is_whole = np.zeros(n_cells, bool)
     is_whole[elem_cell[~elem_cut]] = True
+    hot = np.zeros(len(nodes), bool)  # nodes whose covers are found again
+    hot[cells[changed]] = True
+    at_hot = hot[edges[:, 0]] | hot[edges[:, 1]]
     both_whole = is_whole[edge_cells[:, 0]] & is_whole[edge_cells[:, 1]]
-    ea, eb = cell_first[edge_cells[both_whole, 0]], cell_first[edge_cells[both_whole, 1]]
-    joins = [np.stack([edges[both_whole, k], ea, eb], axis=1) for k in range(2)]
+    sel = at_hot & both_whole
+    ea, eb = cell_first[edge_cells[sel, 0]], cell_first[edge_cells[sel, 1]]
+    joins = [np.stack([edges[sel, k], ea, eb], axis=1) for k in range(2)]
     rows = prev.mixed_joins
     rows = rows[keep[rows[:, 1]] & keep[rows[:, 2]]]
-    joins.append(np.stack([rows[:, 0], renum[rows[:, 1]], renum[rows[:, 2]]], axis=1))
+    rows = np.stack([rows[:, 0], renum[rows[:, 1]], renum[rows[:, 2]]], axis=1)
+    joins.append(rows)
     touch = (changed[edge_cells[:, 0]] | changed[edge_cells[:, 1]]) & ~both_whole
     touch &= (cell_nelem[edge_cells[:, 0]] > 0) & (cell_nelem[edge_cells[:, 1]] > 0)
     cracks = dom.crack_lines
@@ -623,8 +672,8 @@ def recut(prev: Topology, mc: MathCover, dom: Domain, region) -> Topology:
         edges[touch], edge_cells[touch], nodes, geoms, elem_cut, order, starts, cell_nelem, chains, tol
     )
     joins.append(fresh)
-    elem_covers, cover_node = _physical_covers(cells, elem_cell, joins)
-    mixed = np.concatenate([joins[2], fresh]) if len(fresh) else joins[2]
+    mixed = np.concatenate([rows, fresh])
+    elem_covers, cover_node = _local_covers(prev, cells, elem_cell, old_ids, hot, joins)
     return Topology(
         elem_cell=elem_cell,
         elem_covers=elem_covers,

@@ -33,6 +33,11 @@ def to_mlp(field: nmm.Field) -> MLP:
     space = field.space
     if space.degree != 0:
         raise ValueError(f"field must be of degree 0 (piecewise linear), got degree {space.degree}")
+    if space.enrich or space.components != 1:
+        raise ValueError(
+            "field must be a scalar field without enrichment (its singular functions are not "
+            f"piecewise linear), got components={space.components}, enrich={len(space.enrich)}"
+        )
     values, covered = _nodal_values(field)
     cover = space.cover
     if cover.kind == "interval":

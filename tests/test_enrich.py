@@ -119,3 +119,15 @@ def test_bad_enrichment_input_is_named():
     line = nmm.Domain.interval(0, 1)
     with pytest.raises(ValueError, match="2D"):
         nmm.ManifoldSpace(nmm.MathCover.intervals(line, n=4), line, degree=1, enrich=[tip])
+
+
+def test_to_mlp_refuses_an_enriched_field():
+    """A ReLU network is piecewise linear: an enriched field has no exact network."""
+    import nmm_nn
+
+    dom = nmm.Domain.polygon(SQUARE, cracks=[[(-1, 0), (0.1, 0.0)]])
+    tip = nmm.Enrichment.crack_tip(dom, functions="scalar")
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.5), dom, degree=0, enrich=tip)
+    u = nmm.Field(V, np.zeros(V.n_dofs))
+    with pytest.raises(ValueError, match="without enrichment"):
+        nmm_nn.to_mlp(u)
