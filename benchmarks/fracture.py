@@ -106,9 +106,8 @@ def griffith_table(report):
 
 def inclined_table(report):
     print(
-        "\n| inclined crack β | unknowns | K_I | exact | K_II | exact | max error / σ√(πa) |\n"
-        + "|---" * 7
-        + "|"
+        "\n| inclined crack β | unknowns | K_I | exact | K_II | exact | max error / σ√(πa) "
+        "| θ_c | θ_c of exact K |\n" + "|---" * 9 + "|"
     )
     report["inclined"] = []
     for deg in (0, 15, 30, 45, 60, 75):
