@@ -24,23 +24,15 @@ import jax.numpy as jnp
 import numpy as np
 
 import nmm
+from experiments.cracks import scalar_edge_crack
 
-SQUARE = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
 LSHAPE = [(-1, -1), (0, -1), (0, 0), (1, 0), (1, 1), (-1, 1)]
 OFFSET = (0.03, 0.05)
 
 
 def crack(tip_point, radius):
-    dom = nmm.Domain.polygon(SQUARE, cracks=[[(-1, 0), tip_point]])
-    tip = nmm.Enrichment.crack_tip(dom, functions="scalar", radius=radius, inner=0.5)
-
-    def exact(x):
-        r, t = tip.polar(x)
-        xl = r * jnp.cos(t)
-        return jnp.sqrt(r) * jnp.sin(0.5 * t) + 0.3 * xl + 0.2 * xl**2
-
+    dom, tip, exact, prob = scalar_edge_crack(tip_point, radius)
     mc = nmm.MathCover.triangles(dom, 0.25, offset=OFFSET)
-    prob = nmm.Poisson(k=1.0, f=-0.4, dirichlet=exact)
     out = {}
     for name, enrich in (("enriched", [tip]), ("plain", [])):
         u = nmm.solve(nmm.ManifoldSpace(mc, dom, degree=1, enrich=enrich), prob, throw=False)

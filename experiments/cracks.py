@@ -1,5 +1,6 @@
 """Cracked elastic bodies with exact or handbook stress intensity factors (issue 10's benchmarks).
 
+* ``scalar_edge_crack``: √r sin(θ/2) plus a flux-free smooth part around an edge crack (Poisson).
 * ``near_tip``: a square with an edge crack to an interior tip, the Williams field of given K_I,
   K_II imposed on its outer boundary: the exact solution is the Williams field (REFERENCES.md).
 * ``griffith``: a centre crack of half-length a in an infinite plate under remote biaxial σ and
@@ -25,6 +26,22 @@ def frame(point, angle):
     R = jnp.array([[c, -s], [s, c]])
     p = jnp.asarray(point, dtype=float)
     return (lambda x: R.T @ (x - p)), R
+
+
+def scalar_edge_crack(tip_point, radius=10.0, inner=0.5):
+    """``(domain, tip, exact, problem)``: [-1, 1]² with an edge crack from (-1, 0) to
+    ``tip_point``, u = √r sin(θ/2) + 0.3 x_l + 0.2 x_l² (x_l along the crack, so both parts are
+    flux free on its faces), -Δu = -0.4, u on ∂Ω; ``tip`` the scalar crack-tip enrichment (by
+    default a cut-off plateau over the whole square: u is then in the enriched space)."""
+    dom = nmm.Domain.polygon([(-1, -1), (1, -1), (1, 1), (-1, 1)], cracks=[[(-1, 0), tip_point]])
+    tip = nmm.Enrichment.crack_tip(dom, functions="scalar", radius=radius, inner=inner)
+
+    def exact(x):
+        r, t = tip.polar(x)
+        xl = r * jnp.cos(t)
+        return jnp.sqrt(r) * jnp.sin(0.5 * t) + 0.3 * xl + 0.2 * xl**2
+
+    return dom, tip, exact, nmm.Poisson(k=1.0, f=-0.4, dirichlet=exact)
 
 
 def near_tip(tip_point, k1, k2, plane="strain", E=E, nu=NU):

@@ -335,6 +335,91 @@ def _interior_edges(prev, cells):
     return edges[interior], edge_cells[interior]
 
 
+def _cell_elements(elem_cell, n_cells):
+    """Elements by cell: ``order`` (elements sorted by cell), ``starts``, ``cell_nelem`` and
+    ``cell_first`` (the first element of each cell, -1 for none)."""
+    cell_nelem = np.bincount(elem_cell, minlength=n_cells)
+    order = np.argsort(elem_cell, kind="stable")
+    starts = np.r_[0, np.cumsum(cell_nelem)[:-1]]
+    cell_first = np.where(cell_nelem > 0, order[np.minimum(starts, max(len(order) - 1, 0))], -1)
+    return order, starts, cell_nelem, cell_first
+
+
+def _crack_chains(cracks):
+    """The cracks (``Domain.crack_lines``) as merged coordinate chains."""
+    if cracks is None:
+        return []
+    return [np.asarray(ls.coords) for ls in shapely.get_parts(shapely.line_merge(cracks))]
+
+
+def _faces_of_cells(cells_idx, cell_polys, shape, cutters, tol, min_area):
+    """Elements of the cells ``cells_idx`` (polygons ``cell_polys``), all treated as cut: their
+    faces (oriented), their cells, and the faces too small to integrate on."""
+    geoms, elem_cell, tiny = [], [], []
+    clipped = shapely.intersection(cell_polys, shape)
+    for c, poly, piece in zip(cells_idx, cell_polys, clipped, strict=True):
+        if piece.is_empty:
+            continue
+        faces = _split_cell(piece, poly, cutters, 1e-2 * tol)
+        tiny += [
+            shapely.geometry.polygon.orient(f, 1.0)
+            for f in faces
+            if 0.0 < f.area <= min_area and f.geom_type == "Polygon"
+        ]
+        faces = [shapely.geometry.polygon.orient(f, 1.0) for f in faces if f.area > min_area]
+        geoms += faces
+        elem_cell += [c] * len(faces)
+    return geoms, np.asarray(elem_cell, np.int64), tiny
+
+
+def _triangles(geoms, ids):
+    """Constrained Delaunay triangles ``(k, 3, 2)`` of the cut elements ``ids`` and their elements."""
+    tris, tri_elem = [np.zeros((0, 3, 2))], [np.zeros(0, np.int64)]
+    for e in ids:
+        parts = shapely.get_parts(shapely.constrained_delaunay_triangles(geoms[e]))
+        t = np.stack([np.asarray(p.exterior.coords)[:3] for p in parts])
+        tris.append(t)
+        tri_elem.append(np.full(len(t), e))
+    return np.concatenate(tris), np.concatenate(tri_elem)
+
+
+def _boundary_pieces(geoms, ids, tiny, dom, tol, diameter, near=None):
+    """Boundary pieces of the cut elements ``ids`` that lie on ∂Ω (outer or hole rings) or on a
+    crack face: ``(seg, elem, normal, crack)``.
+
+    A face below the area threshold (``tiny``: a corner of a 1e-9 sliver, a whole 1e-12 sliver)
+    has no element, but its piece of the boundary must still carry the boundary condition
+    (without it a 1e-12 sliver along an edge left that edge free: error 5e-2). Each of its
+    boundary segments goes to the nearest of the elements ``near`` (default ``ids``), whose field
+    extends over it (as the basis of aggregated elements does, nmm.stable.aggregate); crack faces
+    are not moved (the nearest element may lie across the crack)."""
+    seg = [np.zeros((0, 2, 2))] + [np.stack([c[:-1], c[1:]], 1) for e in ids for c in rings(geoms[e])]
+    seg_elem = [np.zeros(0, np.int64)] + [np.full(len(c) - 1, e) for e in ids for c in rings(geoms[e])]
+    n_own = sum(len(x) for x in seg)
+    near = np.asarray(ids if near is None else near)
+    if tiny and len(near):
+        tree = shapely.STRtree([geoms[e] for e in near])
+        for f in tiny:
+            c = np.asarray(f.exterior.coords)
+            s_f = np.stack([c[:-1], c[1:]], axis=1)
+            seg.append(s_f)
+            seg_elem.append(near[tree.nearest(shapely.points(0.5 * (s_f[:, 0] + s_f[:, 1])))])
+    seg, seg_elem = np.concatenate(seg), np.concatenate(seg_elem).astype(np.int64)
+    mid = shapely.points(0.5 * (seg[:, 0] + seg[:, 1]))
+    on_bnd = shapely.distance(dom.shape.boundary, mid) <= tol
+    cracks = dom.crack_lines
+    on_crk = shapely.distance(cracks, mid) <= tol if cracks is not None else np.zeros(len(seg), bool)
+    on_crk[n_own:] = False
+    # pieces of a few ulps (a crack tip 1 ulp from a cover node leaves one) carry nothing and
+    # would put quadrature points on a singular point: dropped (a 1e-9 sliver's corner, ~1e-9 h,
+    # stays)
+    keep = (on_bnd | on_crk) & (np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1) > _NULL * diameter)
+    seg, seg_elem = seg[keep], seg_elem[keep]
+    d = seg[:, 1] - seg[:, 0]
+    normal = np.stack([d[:, 1], -d[:, 0]], axis=1) / np.linalg.norm(d, axis=1, keepdims=True)
+    return seg, seg_elem, normal, on_crk[keep] & ~on_bnd[keep]
+
+
 def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     cells, nodes = mc.cells, mc.nodes
     n_cells, n_v = cells.shape
@@ -359,25 +444,13 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     whole = np.nonzero(inside)[0]
     cand = np.nonzero(~inside)[0]
     cand = cand[shapely.intersects(shape, cell_polys[cand])]
-    clipped = shapely.intersection(cell_polys[cand], shape)
 
-    # elements: whole cells first, then pieces of cut cells
-    elem_cell = [whole]
-    geoms: list = list(cell_polys[whole])
+    # elements: whole cells first, then pieces of cut cells (tiny faces: see _boundary_pieces)
     min_area = 1e-12 * mc.diameter**2
     cutters = _crack_cutters(dom, 1e3 * tol)
-    tiny = []  # faces too small to integrate on; their boundary goes to a neighbour (below)
-    for c, piece in zip(cand, clipped, strict=True):
-        faces = _split_cell(piece, cell_polys[c], cutters, 1e-2 * tol)
-        tiny += [
-            shapely.geometry.polygon.orient(f, 1.0)
-            for f in faces
-            if 0.0 < f.area <= min_area and f.geom_type == "Polygon"
-        ]
-        faces = [f for f in faces if f.area > min_area]
-        geoms += [shapely.geometry.polygon.orient(f, 1.0) for f in faces]
-        elem_cell.append(np.full(len(faces), c))
-    elem_cell = np.concatenate(elem_cell).astype(np.int64)
+    cut_geoms, cut_cell, tiny = _faces_of_cells(cand, cell_polys[cand], shape, cutters, tol, min_area)
+    geoms: list = list(cell_polys[whole]) + cut_geoms
+    elem_cell = np.concatenate([whole, cut_cell]).astype(np.int64)
     n_whole = len(whole)
     elem_cut = np.arange(len(elem_cell)) >= n_whole
     if len(elem_cell) == 0:
@@ -390,12 +463,7 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
 
     # ---- physical covers: join elements across shared cover edges
     edges, edge_cells = _interior_edges(None, cells)
-    cell_first = -np.ones(n_cells, np.int64)  # first element of each cell (whole cells: the one)
-    cell_nelem = np.zeros(n_cells, np.int64)
-    np.add.at(cell_nelem, elem_cell, 1)
-    order = np.argsort(elem_cell, kind="stable")
-    starts = np.r_[0, np.cumsum(cell_nelem)[:-1]]
-    cell_first[cell_nelem > 0] = order[starts[cell_nelem > 0]]
+    order, starts, cell_nelem, cell_first = _cell_elements(elem_cell, n_cells)
     is_whole = np.zeros(n_cells, bool)
     is_whole[whole] = True
     both_whole = is_whole[edge_cells[:, 0]] & is_whole[edge_cells[:, 1]]
@@ -404,11 +472,7 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     joins = [np.stack([edges[both_whole, k], ea, eb], axis=1) for k in range(2)]
     # the rest: at least one side cut, both sides present
     mixed = ~both_whole & (cell_nelem[edge_cells[:, 0]] > 0) & (cell_nelem[edge_cells[:, 1]] > 0)
-    crack_chains = (
-        [np.asarray(ls.coords) for ls in shapely.get_parts(shapely.line_merge(cracks))]
-        if cracks is not None
-        else []
-    )
+    crack_chains = _crack_chains(cracks)
     rows = _mixed_rows(
         edges[mixed],
         edge_cells[mixed],
@@ -431,53 +495,14 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
         q = nodes[cells[whole]]
         whole_tris = np.concatenate([q[:, [0, 1, 2]], q[:, [0, 2, 3]]])
     whole_tri_elem = np.arange(n_whole) if n_v == 3 else np.tile(np.arange(n_whole), 2)
-    tris, tri_elem = [whole_tris], [whole_tri_elem]
-    for e in range(n_whole, len(geoms)):
-        parts = shapely.get_parts(shapely.constrained_delaunay_triangles(geoms[e]))
-        t = np.stack([np.asarray(p.exterior.coords)[:3] for p in parts])
-        tris.append(t)
-        tri_elem.append(np.full(len(t), e))
-    simplices = np.concatenate(tris)
-    simplex_elem = np.concatenate(tri_elem)
+    cut_tris, cut_tri_elem = _triangles(geoms, range(n_whole, len(geoms)))
+    simplices = np.concatenate([whole_tris, cut_tris])
+    simplex_elem = np.concatenate([whole_tri_elem, cut_tri_elem])
 
-    # ---- boundary pieces of cut elements: on ∂Ω (outer or hole rings) or on a crack face
-    seg, seg_elem = [], []
-    for e in range(n_whole, len(geoms)):
-        g = geoms[e]
-        for c in rings(g):
-            seg.append(np.stack([c[:-1], c[1:]], axis=1))
-            seg_elem.append(np.full(len(c) - 1, e))
-    n_own = sum(len(s) for s in seg)
-    if tiny:
-        # A face below min_area (a corner of a 1e-9 sliver, a whole 1e-12 sliver) has no element,
-        # but its piece of the boundary must still carry the boundary condition (without it a
-        # 1e-12 sliver along an edge left that edge free: error 5e-2). Each of its boundary
-        # segments goes to the nearest element, whose field extends over it (as the basis of
-        # aggregated elements does, nmm.stable.aggregate); crack faces are not moved (the nearest
-        # element may lie across the crack).
-        tree = shapely.STRtree(geoms)
-        for f in tiny:
-            c = np.asarray(f.exterior.coords)
-            s_f = np.stack([c[:-1], c[1:]], axis=1)
-            near = tree.nearest(shapely.points(0.5 * (s_f[:, 0] + s_f[:, 1])))
-            seg.append(s_f)
-            seg_elem.append(np.asarray(near, np.int64))
-    if seg:
-        seg = np.concatenate(seg)
-        seg_elem = np.concatenate(seg_elem)
-    else:
-        seg, seg_elem = np.zeros((0, 2, 2)), np.zeros(0, np.int64)
-    mid = shapely.points(0.5 * (seg[:, 0] + seg[:, 1]))
-    on_bnd = shapely.distance(shape.boundary, mid) <= tol
-    on_crk = shapely.distance(cracks, mid) <= tol if cracks is not None else np.zeros(len(seg), bool)
-    on_crk[n_own:] = False
-    # pieces of a few ulps (a crack tip 1 ulp from a cover node leaves one) carry nothing and
-    # would put quadrature points on a singular point: dropped (a 1e-9 sliver's corner, ~1e-9 h,
-    # stays)
-    keep = (on_bnd | on_crk) & (np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1) > _NULL * mc.diameter)
-    seg, seg_elem = seg[keep], seg_elem[keep]
-    d = seg[:, 1] - seg[:, 0]
-    normal = np.stack([d[:, 1], -d[:, 0]], axis=1) / np.linalg.norm(d, axis=1, keepdims=True)
+    # ---- boundary pieces of cut elements
+    seg, seg_elem, normal, crk = _boundary_pieces(
+        geoms, np.arange(n_whole, len(geoms)), tiny, dom, tol, mc.diameter, near=np.arange(len(geoms))
+    )
     return Topology(
         elem_cell=elem_cell,
         elem_covers=elem_covers,
@@ -489,7 +514,7 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
         bnd=seg,
         bnd_elem=seg_elem,
         bnd_normal=normal,
-        bnd_crack=on_crk[keep] & ~on_bnd[keep],
+        bnd_crack=crk,
         mixed_joins=rows,
         edges=(edges, edge_cells),
         boxes=_cell_boxes(None, mc),
@@ -532,26 +557,6 @@ def _local_covers(prev, cells, elem_cell, old_ids, hot, joins):
     rank = np.full(base + n_comp, -1, np.int64)
     rank[order] = np.arange(len(order))
     return rank[covers], node_of[order]
-
-
-def _faces_of_cells(cells_idx, cell_polys, shape, cutters, tol, min_area):
-    """Elements of the cells ``cells_idx`` (all treated as cut): their faces (oriented), cells, and
-    the faces too small to integrate on (see ``_cut_2d``)."""
-    geoms, elem_cell, tiny = [], [], []
-    clipped = shapely.intersection(cell_polys, shape)
-    for c, poly, piece in zip(cells_idx, cell_polys, clipped, strict=True):
-        if piece.is_empty:
-            continue
-        faces = _split_cell(piece, poly, cutters, 1e-2 * tol)
-        tiny += [
-            shapely.geometry.polygon.orient(f, 1.0)
-            for f in faces
-            if 0.0 < f.area <= min_area and f.geom_type == "Polygon"
-        ]
-        faces = [shapely.geometry.polygon.orient(f, 1.0) for f in faces if f.area > min_area]
-        geoms += faces
-        elem_cell += [c] * len(faces)
-    return geoms, np.asarray(elem_cell, np.int64), tiny
 
 
 def recut(prev: Topology, mc: MathCover, dom: Domain, region) -> Topology:
@@ -600,53 +605,18 @@ def recut(prev: Topology, mc: MathCover, dom: Domain, region) -> Topology:
     elem_cut = np.concatenate([prev.elem_cut[old_ids], np.ones(len(new_cell), bool)])
     new_ids = np.arange(n_keep, n_keep + len(new_cell))
 
-    # triangles
+    # triangles and boundary pieces: the kept ones, and those of the new faces
     s_keep = keep[prev.simplex_elem]
-    tris, tri_elem = [prev.simplices[s_keep]], [renum[prev.simplex_elem[s_keep]]]
-    for e, g in zip(new_ids, new_geoms, strict=True):
-        parts = shapely.get_parts(shapely.constrained_delaunay_triangles(g))
-        t = np.stack([np.asarray(p.exterior.coords)[:3] for p in parts])
-        tris.append(t)
-        tri_elem.append(np.full(len(t), e))
-
-    # boundary pieces: the kept ones, and those of the new faces on ∂Ω or on a crack
+    new_tris, new_tri_elem = _triangles(geoms, new_ids)
     b_keep = keep[prev.bnd_elem]
-    seg = [np.stack([c[:-1], c[1:]], axis=1) for g in new_geoms for c in rings(g)]
-    seg_elem = [
-        np.full(len(c) - 1, e) for e, g in zip(new_ids, new_geoms, strict=True) for c in rings(g)
-    ]
-    n_own = sum(len(s) for s in seg)
-    if tiny and len(new_geoms):
-        tree = shapely.STRtree(new_geoms)
-        for f in tiny:
-            c = np.asarray(f.exterior.coords)
-            s_f = np.stack([c[:-1], c[1:]], axis=1)
-            seg.append(s_f)
-            seg_elem.append(new_ids[tree.nearest(shapely.points(0.5 * (s_f[:, 0] + s_f[:, 1])))])
-    if seg:
-        seg, seg_elem = np.concatenate(seg), np.concatenate(seg_elem)
-        mid = shapely.points(0.5 * (seg[:, 0] + seg[:, 1]))
-        on_bnd = shapely.distance(dom.shape.boundary, mid) <= tol
-        cracks = dom.crack_lines
-        on_crk = shapely.distance(cracks, mid) <= tol if cracks is not None else np.zeros(len(seg), bool)
-        on_crk[n_own:] = False
-        ok = (on_bnd | on_crk) & (np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1) > _NULL * mc.diameter)
-        seg, seg_elem, crk = seg[ok], seg_elem[ok], on_crk[ok] & ~on_bnd[ok]
-        d = seg[:, 1] - seg[:, 0]
-        normal = np.stack([d[:, 1], -d[:, 0]], axis=1) / np.linalg.norm(d, axis=1, keepdims=True)
-    else:
-        seg, seg_elem = np.zeros((0, 2, 2)), np.zeros(0, np.int64)
-        crk, normal = np.zeros(0, bool), np.zeros((0, 2))
+    seg, seg_elem, normal, crk = _boundary_pieces(geoms, new_ids, tiny, dom, tol, mc.diameter)
 
     # physical covers. A node whose patch holds no changed cell keeps its covers (the same
     # elements, the same joins); the patches of the changed cells' nodes are joined again:
     # across whole-whole edges by index arithmetic, across edges with a cut side by the kept
     # rows and, next to a changed cell, by fresh ones
     edges, edge_cells = _interior_edges(prev, cells)
-    cell_nelem = np.bincount(elem_cell, minlength=n_cells)
-    order = np.argsort(elem_cell, kind="stable")
-    starts = np.r_[0, np.cumsum(cell_nelem)[:-1]]
-    cell_first = np.where(cell_nelem > 0, order[np.minimum(starts, len(order) - 1)], -1)
+    order, starts, cell_nelem, cell_first = _cell_elements(elem_cell, n_cells)
     is_whole = np.zeros(n_cells, bool)
     is_whole[elem_cell[~elem_cut]] = True
     hot = np.zeros(len(nodes), bool)  # nodes whose covers are found again
@@ -662,12 +632,7 @@ def recut(prev: Topology, mc: MathCover, dom: Domain, region) -> Topology:
     joins.append(rows)
     touch = (changed[edge_cells[:, 0]] | changed[edge_cells[:, 1]]) & ~both_whole
     touch &= (cell_nelem[edge_cells[:, 0]] > 0) & (cell_nelem[edge_cells[:, 1]] > 0)
-    cracks = dom.crack_lines
-    chains = (
-        [np.asarray(ls.coords) for ls in shapely.get_parts(shapely.line_merge(cracks))]
-        if cracks is not None
-        else []
-    )
+    chains = _crack_chains(dom.crack_lines)
     fresh = _mixed_rows(
         edges[touch], edge_cells[touch], nodes, geoms, elem_cut, order, starts, cell_nelem, chains, tol
     )
@@ -680,8 +645,8 @@ def recut(prev: Topology, mc: MathCover, dom: Domain, region) -> Topology:
         elem_cut=elem_cut,
         elem_geom=geoms,
         cover_node=cover_node,
-        simplices=np.concatenate(tris),
-        simplex_elem=np.concatenate(tri_elem),
+        simplices=np.concatenate([prev.simplices[s_keep], new_tris]),
+        simplex_elem=np.concatenate([renum[prev.simplex_elem[s_keep]], new_tri_elem]),
         bnd=np.concatenate([prev.bnd[b_keep], seg]),
         bnd_elem=np.concatenate([renum[prev.bnd_elem[b_keep]], seg_elem]),
         bnd_normal=np.concatenate([prev.bnd_normal[b_keep], normal]),
