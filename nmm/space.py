@@ -517,7 +517,6 @@ class ManifoldSpace(eqx.Module):
             )
         else:
             topo = topology
-        n_v = cover.n_vertices
         qp, qw = map_simplices(topo.simplices, int(quad_degree))
         if cover.dim == 1:  # elements are intervals; boundary "integrals" are point values
             bp, bw = topo.bnd[:, :1], np.ones((len(topo.bnd), 1))
