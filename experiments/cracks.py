@@ -6,13 +6,18 @@
 * ``griffith``: a centre crack of half-length a in an infinite plate under remote biaxial σ and
   shear τ (Westergaard), cut to a square whose boundary carries the exact displacements:
   K_I = σ√(πa), K_II = τ√(πa) at both tips.
+* ``collinear``: two equal collinear cracks (b < |x| < c) in an infinite plate under remote biaxial
+  σ (Westergaard's function for two cracks), cut to a square with the exact displacements on its
+  boundary: four tips, two K's in closed form (elliptic integrals).
 * Tada's edge-crack and centre-crack factors, and the inclined-crack formulas.
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import ellipe, ellipk
 
 import nmm
 from nmm.fracture import kappa, williams
@@ -91,6 +96,76 @@ def griffith(a=0.3, half_width=1.0, sigma=1.0, tau=0.5, plane="strain", E=E, nu=
     exact = westergaard(a, sigma, tau, plane, E, nu)
     form = nmm.Elasticity(E=E, nu=nu, plane=plane, dirichlet=exact)
     return dom, exact, form, (sigma * np.sqrt(np.pi * a), tau * np.sqrt(np.pi * a))
+
+
+def collinear(b=0.2, c=0.5, half_width=1.0, sigma=1.0, plane="strain", E=E, nu=NU, nodes=64):
+    """``(domain, exact, form, K)``: cracks (-c, -b) and (b, c) on y = 0 in a square of
+    half-width ``half_width``, the infinite plate under remote σ_xx = σ_yy = σ.
+
+    Westergaard's function Z = σ (z² − λ²) / √((z² − b²)(z² − c²)) (the root the product of the
+    four principal roots of z ∓ b, z ∓ c: cuts on the cracks only) with λ² = c² E(k)/K(k),
+    k² = 1 − b²/c², the value that closes each crack at both its ends. With Zb = ∫ Z dz,
+    2μ u = [(κ−1)/2 Re Zb − y Im Z, (κ+1)/2 Im Zb − y Re Z]. Zb is integrated along the square's
+    boundary (Gauss–Legendre with ``nodes`` points from the corner before the point: Z is analytic
+    there) and on to the point along a vertical line (which crosses no crack), so ``exact`` is
+    the displacement everywhere (up to a rigid translation); its gradient is Z's, exactly.
+    ``K = {"outer": K at ±c, "inner": K at ±b}``:
+    K_c = σ √π (c² − λ²) / √(c (c² − b²)),  K_b = σ √π (λ² − b²) / √(b (c² − b²))."""
+    m = 1.0 - (b / c) ** 2
+    lam2 = c * c * ellipe(m) / ellipk(m)
+    mu, kap = E / (2 * (1 + nu)), kappa(nu, plane)
+    w = half_width
+    dom = nmm.Domain.polygon(
+        [(-w, -w), (w, -w), (w, w), (-w, w)], cracks=[[(-c, 0.0), (-b, 0.0)], [(b, 0.0), (c, 0.0)]]
+    )
+    corners = np.array([-w - 1j * w, w - 1j * w, w + 1j * w, -w + 1j * w])
+    gx, gw = np.polynomial.legendre.leggauss(nodes)
+
+    def Z(z):
+        root = jnp.sqrt(z - c) * jnp.sqrt(z - b) * jnp.sqrt(z + b) * jnp.sqrt(z + c)
+        return sigma * (z * z - lam2) / root
+
+    def integral(z0, z1):  # ∫_{z0}^{z1} Z dz along the segment
+        t = 0.5 * (gx + 1)
+        return 0.5 * (z1 - z0) * jnp.sum(gw * Z(z0 + t * (z1 - z0)))
+
+    start = [0.0 + 0.0j]
+    for k in range(3):
+        start.append(start[-1] + complex(integral(corners[k], corners[k + 1])))
+    start = jnp.asarray(start)
+    corners = jnp.asarray(corners)
+
+    @jax.custom_jvp
+    def primitive(x):
+        # from the bottom side (y < 0) or the top side (y >= 0) straight up or down: the path
+        # stays in one half-plane and never crosses a crack
+        z = x[0] + 1j * x[1]
+        x0 = jnp.where(z.imag < 0, z.real - 1j * w, z.real + 1j * w)
+        zb0 = jnp.where(
+            z.imag < 0,
+            start[0] + integral(corners[0], x0),
+            start[2] + integral(corners[2], x0),
+        )
+        return zb0 + integral(x0, z)
+
+    @primitive.defjvp
+    def _(primals, tangents):  # Zb' = Z exactly (not the derivative of the rule)
+        (x,), (dx,) = primals, tangents
+        return primitive(x), Z(x[0] + 1j * x[1]) * (dx[0] + 1j * dx[1])
+
+    def u(x):
+        z = x[0] + 1j * x[1]
+        zb = primitive(x)
+        zz = Z(z)
+        y = x[1]
+        ux = 0.5 * (kap - 1) * zb.real - y * zz.imag
+        uy = 0.5 * (kap + 1) * zb.imag - y * zz.real
+        return jnp.stack([ux, uy]) / (2 * mu)
+
+    form = nmm.Elasticity(E=E, nu=nu, plane=plane, dirichlet=u)
+    k_outer = sigma * np.sqrt(np.pi) * (c * c - lam2) / np.sqrt(c * (c * c - b * b))
+    k_inner = sigma * np.sqrt(np.pi) * (lam2 - b * b) / np.sqrt(b * (c * c - b * b))
+    return dom, u, form, {"outer": float(k_outer), "inner": float(k_inner)}
 
 
 def tada_edge(a_over_w):
