@@ -8,6 +8,7 @@
   :func:`functional_dof` (rank of the parameter Jacobian).
 """
 
+from .ansatz import rectangle_ansatz as rectangle_ansatz
 from .cover_solve import CoverSolve as CoverSolve
 from .cover_solve import FunctionalDOF as FunctionalDOF
 from .cover_solve import cover_solve as cover_solve
@@ -36,6 +37,7 @@ __all__ = [
     "region_bound",
     "tent_map",
     "to_mlp",
+    "rectangle_ansatz",
     "cover_solve",
     "CoverSolve",
     "functional_dof",

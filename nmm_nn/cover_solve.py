@@ -79,6 +79,10 @@ def cover_solve(net: MLP, task: Task, solver: SolverOptions | None = None) -> Co
         raise TypeError(f"task must be an nmm_nn.Task, got {type(task).__name__}")
     if net.out_size != "scalar":
         raise ValueError(f"net must have a scalar output, got out_size={net.out_size!r}")
+    if net.output_transform is not None:
+        raise ValueError(
+            "cover_solve: net has an output transform (its output layer is not the last map)"
+        )
     if net.in_size != task.dim:
         raise ValueError(f"net.in_size={net.in_size} does not match the task's dimension {task.dim}")
     hess, grad0, _ = _quadratic(net, task)

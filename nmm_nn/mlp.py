@@ -15,11 +15,19 @@ Other activations initialise weights and biases ``U(-1/sqrt(n), 1/sqrt(n))`` (eq
 An optional Fourier-feature input layer (Tancik et al. 2020) maps ``x`` to
 ``[sin(2π B x), cos(2π B x)]`` with ``B ~ N(0, scale²)`` drawn once and frozen: it is not trained
 (``trainable`` marks it) and does not count as a parameter.
+
+Optional input ``features`` are appended to the input (after the Fourier layer, if any): a callable
+of one point, or cut-off ``nmm.Enrichment`` objects, whose functions times their cut-off are the
+features — the near-tip functions of a crack, which a network of x alone cannot form (they jump
+across the crack): the "enriched" deep energy method of fracture (``benchmarks/fracture.py``).
+An optional ``output_transform(x, y)`` maps the last layer's output ``y`` to the network's value
+at ``x``: the hard-constraint ansatz ``g̃(x) + d(x) y`` of PINNs and the deep energy method, which
+meets Dirichlet data exactly (Lagaris et al. 1998; DeepXDE's ``apply_output_transform``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
@@ -59,6 +67,13 @@ class MLP(eqx.Module):
         fourier_features: number m of random Fourier frequencies of the input layer (0 = none).
         fourier_scale: standard deviation of the frequencies.
         omega0: SIREN frequency (``activation="sin"`` only).
+        features: extra inputs: a pure JAX callable of one point ``x (in_size,) -> (k,)``, or a
+            sequence of ``nmm.Enrichment`` with a ``radius`` (their functions times the cut-off,
+            as the NMM space carries them, e.g. the crack-tip functions).
+            Not trained; they make the network a function of x and of the features.
+        output_transform: a pure JAX callable ``(x, y) -> value`` of one point and the last
+            layer's output (shape ``()`` for a scalar network, ``(out_size,)`` otherwise), of the
+            same shape as ``y``.
 
     ``net(x)`` takes one point ``x`` of shape ``(in_size,)`` and returns a scalar or
     ``(out_size,)``; vmap it over points.
@@ -67,6 +82,9 @@ class MLP(eqx.Module):
     weights: tuple[jax.Array, ...]
     biases: tuple[jax.Array, ...]
     fourier: jax.Array | None
+    features: Callable | None = eqx.field(static=True)
+    output_transform: Callable | None = eqx.field(static=True)
+    n_features: int = eqx.field(static=True)
     in_size: int = eqx.field(static=True)
     out_size: int | str = eqx.field(static=True)
     activation: str = eqx.field(static=True)
@@ -84,6 +102,8 @@ class MLP(eqx.Module):
         fourier_features: int = 0,
         fourier_scale: float = 1.0,
         omega0: float = 30.0,
+        features=None,
+        output_transform=None,
     ):
         _check_size(in_size, "in_size")
         _check_size(out_size, "out_size", allow_scalar=True)
@@ -112,6 +132,8 @@ class MLP(eqx.Module):
         else:
             self.fourier = None
             n_in = in_size
+        self.features, self.n_features = _feature_map(features, in_size)
+        n_in += self.n_features
         n_out = 1 if out_size == "scalar" else int(out_size)
         sizes = [n_in, *widths, n_out]
         weights, biases = [], []
@@ -127,6 +149,7 @@ class MLP(eqx.Module):
         self.weights, self.biases = tuple(weights), tuple(biases)
         self.in_size, self.out_size = int(in_size), out_size
         self.activation, self.omega0 = activation, float(omega0)
+        self.output_transform = _check_transform(output_transform, in_size, out_size)
 
     @classmethod
     def from_arrays(cls, weights, biases, activation: str = "relu", out_size="scalar") -> MLP:
@@ -197,8 +220,12 @@ class MLP(eqx.Module):
             )
         if self.fourier is not None:
             t = 2 * jnp.pi * (jax.lax.stop_gradient(self.fourier) @ x)
-            x = jnp.concatenate([jnp.sin(t), jnp.cos(t)])
-        return x
+            h = jnp.concatenate([jnp.sin(t), jnp.cos(t)])
+        else:
+            h = x
+        if self.features is not None:
+            h = jnp.concatenate([h, jnp.reshape(self.features(x), (self.n_features,))])
+        return h
 
     def preactivations(self, x) -> list[jax.Array]:
         """Pre-activations of every hidden layer at one point (their signs are the activation
@@ -216,7 +243,10 @@ class MLP(eqx.Module):
 
     def __call__(self, x):
         y = self.weights[-1] @ self.hidden(x) + self.biases[-1]
-        return y[0] if self.out_size == "scalar" else y
+        y = y[0] if self.out_size == "scalar" else y
+        if self.output_transform is not None:
+            y = self.output_transform(jnp.asarray(x, dtype=y.dtype).reshape(self.in_size), y)
+        return y
 
 
 def trainable(net):
@@ -230,6 +260,83 @@ def trainable(net):
         spec,
         (tuple(True for _ in net.weights), tuple(True for _ in net.biases)),
     )
+
+
+class EnrichmentFeatures:
+    """x -> the functions of some cut-off ``nmm.Enrichment`` objects at x, times their cut-off
+    χ(r), concatenated (as the NMM space carries them)."""
+
+    def __init__(self, enrichments):
+        self.enrichments = tuple(enrichments)
+
+    def __call__(self, x):
+        return jnp.concatenate([e.values(x) * e.cutoff(x) for e in self.enrichments])
+
+    def __repr__(self) -> str:
+        return "EnrichmentFeatures(" + ", ".join(repr(e) for e in self.enrichments) + ")"
+
+
+def _feature_map(features, in_size: int):
+    """``(callable or None, number of features)``, checked on an abstract point."""
+    if features is None:
+        return None, 0
+    if not callable(features):
+        try:
+            items = tuple(features)
+        except TypeError:
+            items = None
+        if not items or not all(isinstance(e, nmm.Enrichment) for e in items):
+            raise TypeError(
+                "features must be a callable of one point or a non-empty sequence of "
+                f"nmm.Enrichment, got {features!r}"
+            )
+        if in_size != 2:
+            raise ValueError(f"Enrichment features need in_size=2, got {in_size}")
+        for e in items:
+            if e.radius is None:
+                # a crack-tip function jumps along its whole branch ray, on through uncracked
+                # material beyond the crack: a network fed with it can cut the body in two
+                raise ValueError(
+                    f"features: {e!r} has no radius; give each enrichment a cut-off radius no "
+                    "longer than its crack (its functions jump along the whole branch ray)"
+                )
+        features = EnrichmentFeatures(items)
+    try:
+        out = jax.eval_shape(features, jax.ShapeDtypeStruct((in_size,), jnp.float64))
+    except Exception as err:  # noqa: BLE001 - say which argument is at fault
+        raise TypeError(
+            f"features(x) failed on a point of shape ({in_size},): {type(err).__name__}: {err}"
+        ) from err
+    if not hasattr(out, "shape") or len(out.shape) > 1 or int(np.prod(out.shape)) == 0:
+        raise ValueError(
+            f"features(x) must return a non-empty 1-D array, got {getattr(out, 'shape', out)!r}"
+        )
+    return features, int(np.prod(out.shape))
+
+
+def _check_transform(transform, in_size: int, out_size):
+    """The output transform, checked on abstract arguments (it must keep the output's shape)."""
+    if transform is None:
+        return None
+    if not callable(transform):
+        raise TypeError(f"output_transform must be a callable (x, y) -> value, got {transform!r}")
+    shape = () if out_size == "scalar" else (int(out_size),)
+    try:
+        out = jax.eval_shape(
+            transform,
+            jax.ShapeDtypeStruct((in_size,), jnp.float64),
+            jax.ShapeDtypeStruct(shape, jnp.float64),
+        )
+    except Exception as err:  # noqa: BLE001 - say which argument is at fault
+        raise TypeError(
+            f"output_transform(x, y) failed on x {(in_size,)}, y {shape}: {type(err).__name__}: {err}"
+        ) from err
+    if getattr(out, "shape", None) != shape:
+        raise ValueError(
+            f"output_transform(x, y) must return the shape of y {shape}, "
+            f"got {getattr(out, 'shape', out)!r}"
+        )
+    return transform
 
 
 def _hidden_widths(width, depth) -> list[int]:

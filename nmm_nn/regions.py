@@ -111,6 +111,16 @@ def _check_pl(net) -> None:
             "net has Fourier input features (sin/cos): linear regions are only defined for "
             "piecewise-linear networks"
         )
+    if net.output_transform is not None:
+        raise ValueError(
+            "net has an output transform: linear regions are only defined for piecewise-linear "
+            "networks without one"
+        )
+    if net.features is not None:
+        raise ValueError(
+            "net has input features (a function of x fed to the first layer): linear regions "
+            "are only defined for piecewise-linear networks of x alone"
+        )
 
 
 def covers(net: MLP, domain: Domain, *, max_regions: int = 100_000, tol: float = 1e-10) -> NetworkCovers:

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 import nmm
 
-from .mlp import MLP, trainable
+from .mlp import MLP, EnrichmentFeatures, trainable
 from .task import Task, _array_bytes
 
 OPTIMIZERS = ("adam", "lbfgs")
@@ -144,7 +144,8 @@ def train(
     """Minimise ``task``'s functional over the network's weights and biases.
 
     Args:
-        net: the :class:`MLP` (scalar output, input size = the task's dimension), or an
+        net: the :class:`MLP` (input size = the task's dimension, a scalar output for a scalar
+            task and one output per component for a vector one, e.g. elasticity), or an
             :class:`nmm.Field` whose cover-function coefficients are trained (the NMM space
             with the network's optimiser: it separates the optimiser from the representation).
         task: a :class:`Task` (``Task.fit`` or ``Task.pde``), or what ``nmm`` solves: an
@@ -256,15 +257,31 @@ def _model_spec(net, task: Task):
         raise TypeError(f"net must be an nmm_nn.MLP or an nmm.Field, got {type(net).__name__}")
     if net.in_size != task.dim:
         raise ValueError(f"net.in_size={net.in_size} does not match the task's dimension {task.dim}")
-    if net.out_size != "scalar":
-        raise ValueError(f"net must have a scalar output (out_size='scalar'), got {net.out_size!r}")
+    wanted = "scalar" if task.components == 1 else task.components
+    if net.out_size != wanted:
+        raise ValueError(
+            f"net.out_size={net.out_size!r} does not match the task's {task.components} "
+            f"component(s): use out_size={wanted!r}"
+        )
     meta = {
         "model": "MLP",
         "in_size": int(net.in_size),
+        "out_size": net.out_size,
         "widths": list(net.widths),
         "activation": net.activation,
         "fourier_features": 0 if net.fourier is None else int(net.fourier.shape[0]),
     }
+    if net.features is not None:
+        f = net.features  # a stable description (a function's repr holds its address)
+        name = (
+            repr(f)
+            if isinstance(f, EnrichmentFeatures)
+            else getattr(f, "__qualname__", type(f).__name__)
+        )
+        meta["features"] = f"{name} ({net.n_features})"
+    if net.output_transform is not None:
+        t = net.output_transform
+        meta["output_transform"] = getattr(t, "__qualname__", type(t).__name__)
     if net.activation == "sin":
         meta["omega0"] = float(net.omega0)
     return trainable(net), meta
