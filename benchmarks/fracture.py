@@ -8,6 +8,13 @@
 * Inclined crack (a = 0.5 in the square of half-width 2, exact infinite-plate field on its
   boundary): β = 0 … 75°, p = 2 (terms 3, cut-off radius 0.9), h = 0.2; the kink angle of the
   computed K against that of the exact K.
+* Two collinear cracks (0.2 < |x| < 0.5) in the square of half-width 1, exact displacements on its
+  boundary: K_I at all four tips against the closed form, tip covers, p = 1 and 2, graded cover.
+* Deep energy method beside the NMM (Griffith, E = 1 so that u = O(1)): tanh MLPs 64 × 3 on the
+  NMM's functional (the quadrature of the p = 1, h = 0.125 space with tip covers, degree 4 — the
+  fan rules at the tips), Dirichlet data met exactly by ``nmm_nn.rectangle_ansatz``; x alone, and
+  x with the four Williams functions of each tip (cut-off radius 0.6) as input features; Adam
+  1e-3 for 3000 steps then 300 L-BFGS steps (``nmm_nn.train``).
 * Growth: the re-cut of one step against a whole cut at 1e5 cells; a mode-I crack stays straight;
   an edge crack beside a hole turns toward it.
 * Edge crack (a/W = 0.1 … 0.6) and centre crack (2a/W = 0.2 … 0.6) in the strip W = 1, H = 1.5
@@ -16,7 +23,8 @@
 
 Every solve uses the library's defaults but for the options named here. Usage::
 
-    python benchmarks/fracture.py            # about 15 minutes on 2 cores
+    python benchmarks/fracture.py            # about 40 minutes on 2 cores
+    python benchmarks/fracture.py dem collinear   # only these sections
 
 Prints Markdown tables; writes results/fracture.json.
 """
@@ -25,16 +33,19 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
+import jax.random as jr
 import numpy as np
 import shapely
 
 import nmm
-from experiments.cracks import griffith, inclined_crack, tada_centre, tada_edge, tension_strip
+from experiments.cracks import collinear, griffith, inclined_crack, tada_centre, tada_edge, tension_strip
 from nmm.fracture import kink_angle
 from nmm.topology import cut, recut
+from nmm_nn import MLP, Task, rectangle_ansatz, train
 
 
 def solve(dom, form, mc, degree, enrich):
@@ -229,15 +240,122 @@ def paths(report):
     report["hole"] = {"path": path.tolist(), "reason": hist.reason, "steps": hist.steps}
 
 
+def collinear_table(report):
+    dom, _, form, K = collinear()
+    tips = [nmm.Enrichment.crack_tip(dom, c, e, functions="elastic") for c in (0, 1) for e in (0, -1)]
+    print(
+        "\n| two collinear cracks | p | unknowns | K_I err (-0.5) | (-0.2) | (0.2) | (0.5) "
+        "| max K_II / K |\n" + "|---" * 8 + "|"
+    )
+    report["collinear"] = {"K": K, "rows": []}
+    for p in (1, 2):
+        mc = nmm.MathCover.graded(dom, 0.25, 0.03, [t.point for t in tips], 1.5)
+        V, u, dt = solve(dom, form, mc, p, tips)
+        errs, k2 = [], 0.0
+        for c in (0, 1):
+            for e in (0, -1):
+                k = nmm.stress_intensity(u, form, c, e)
+                ref = K["outer"] if (c, e) in ((0, 0), (1, -1)) else K["inner"]
+                errs.append(k.K_I / ref - 1)
+                k2 = max(k2, abs(k.K_II) / ref)
+        cells = [
+            "tip covers, graded 0.25 → 0.03",
+            p,
+            V.n_unknowns,
+            *(f"{x:+.1e}" for x in errs),
+            f"{k2:.1e}",
+        ]
+        print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
+        report["collinear"]["rows"].append(
+            {"p": p, "dofs": V.n_unknowns, "K_I_err": errs, "K_II": k2, "s": dt}
+        )
+
+
+def deep_energy(report):
+    """The same Griffith SIFs from networks trained on the NMM's functional."""
+    dom, exact, form, (k1, k2) = griffith(E=1.0)
+    covers = [nmm.Enrichment.crack_tip(dom, 0, e, functions="elastic") for e in (0, -1)]
+    mc = nmm.MathCover.triangles(dom, 0.125, offset=(0.03, 0.05))
+    Vq = nmm.ManifoldSpace(mc, dom, degree=1, components=2, enrich=covers, quad_degree=4)
+    task = Task.pde(form, Vq, exact=exact)
+
+    def measure(name, size, model, space, compile_s, run_s):
+        err = task.errors(model)
+        ks = [nmm.stress_intensity(model, form, 0, e, space=space) for e in (0, -1)]
+        row = {
+            "method": name,
+            "size": size,
+            "loss": float(task.loss(model)),
+            **{k: float(v) for k, v in err.items()},
+            "K_I_err": max(abs(k.K_I / k1 - 1) for k in ks),
+            "K_II_err": max(abs(k.K_II / k2 - 1) for k in ks),
+            "compile_s": compile_s,
+            "run_s": run_s,
+        }
+        print(
+            f"| {name} | {size} | {row['loss']:.6f} | {row['L2']:.1e} | {row['H1']:.1e} | "
+            f"{row['K_I_err']:.1e} | {row['K_II_err']:.1e} | {compile_s:.0f} + {run_s:.0f} |",
+            flush=True,
+        )
+        return row
+
+    print(
+        f"\nDeep energy method on the NMM's functional ({task.points.shape[0]} points)\n"
+        "| method | unknowns / parameters | energy | L2 | H1 | K_I err | K_II err "
+        "| compile + run (s) |\n" + "|---" * 8 + "|"
+    )
+    rows = []
+    for name, enrich in (
+        ("NMM p = 1, no tip functions", None),
+        ("NMM p = 1, cut-off 0.6, terms 2", dict(radius=0.6, terms=2)),
+    ):
+        tips = (
+            []
+            if enrich is None
+            else [nmm.Enrichment.crack_tip(dom, 0, e, functions="elastic", **enrich) for e in (0, -1)]
+        )
+        t0 = time.perf_counter()
+        solve(dom, form, mc, 1, tips)
+        first = time.perf_counter() - t0
+        V, u, again = solve(dom, form, mc, 1, tips)
+        rows.append(measure(name, V.n_unknowns, u, None, max(first - again, 0.0), again))
+    ansatz = rectangle_ansatz(exact, (-1.0, -1.0), (1.0, 1.0))
+    features = [nmm.Enrichment.crack_tip(dom, 0, e, functions="elastic", radius=0.6) for e in (0, -1)]
+    for name, feats in (("MLP 64×3 tanh, x", None), ("MLP 64×3 tanh, x + 8 tip functions", features)):
+        net = MLP(2, 2, 64, 3, "tanh", key=jr.PRNGKey(0), features=feats, output_transform=ansatz)
+        net, h1 = train(net, task, steps=3000, learning_rate=1e-3, chunk=500, progress=False)
+        net, h2 = train(net, task, steps=300, optimizer="lbfgs", chunk=100, progress=False)
+        rows.append(
+            measure(
+                name, net.n_params, net, Vq, h1.compile_time + h2.compile_time, h1.wall[-1] + h2.wall[-1]
+            )
+        )
+    report["deep_energy"] = {"points": int(task.points.shape[0]), "rows": rows}
+
+
+SECTIONS = {
+    "griffith": griffith_table,
+    "inclined": inclined_table,
+    "strip": strip_table,
+    "collinear": collinear_table,
+    "dem": deep_energy,
+    "recut": recut_timing,
+    "paths": paths,
+}
+
+
 def main() -> None:
-    report: dict = {"machine": platform.platform()}
-    griffith_table(report)
-    inclined_table(report)
-    strip_table(report)
-    recut_timing(report)
-    paths(report)
+    names = sys.argv[1:] or list(SECTIONS)
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        raise SystemExit(f"unknown section(s) {unknown}; known: {', '.join(SECTIONS)}")
+    out = Path("results/fracture.json")
+    report: dict = json.loads(out.read_text()) if out.exists() and sys.argv[1:] else {}
+    report["machine"] = platform.platform()
     Path("results").mkdir(exist_ok=True)
-    Path("results/fracture.json").write_text(json.dumps(report, indent=1))
+    for name in names:
+        SECTIONS[name](report)
+        out.write_text(json.dumps(report, indent=1))  # after every section: nothing lost
 
 
 if __name__ == "__main__":
