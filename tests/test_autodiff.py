@@ -54,6 +54,7 @@ def test_grad_matches_finite_differences(setup):
     np.testing.assert_allclose(jax.jit(jax.grad(objective))(th), fd, rtol=1e-6)
 
 
+@pytest.mark.slow  # vmap of solves stays fast in test_linalg and test_references
 def test_vmap_over_64_sources_equals_loop(setup):
     V, problem, pts, _ = setup
     ths = jnp.stack([jnp.array([1.0, 2.0, 0.5]) * (1 + 0.02 * i) for i in range(64)])

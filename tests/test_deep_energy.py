@@ -89,6 +89,7 @@ def test_vector_network_trains_on_an_elasticity_task(griffith_setup):
         train(MLP(2, "scalar", 8, 2, key=jr.PRNGKey(0)), task, steps=1, progress=False)
 
 
+@pytest.mark.slow  # the callable path is in the fast suite through test_fracture's collinear test
 def test_stress_intensity_of_a_callable_matches_the_field():
     """The interaction integral of a field and of the same field as a callable agree; the exact
     Williams field as a callable gives its K."""

@@ -184,21 +184,21 @@ def _collinear_reference(crack, end, K):
 def test_collinear_cracks_exact_field_and_callable_sifs():
     """Two collinear cracks: the exact field (Westergaard's two-crack function, Zb integrated
     along paths that cross no crack) has traction-free faces and, through ``stress_intensity`` of
-    a callable, the closed-form K at all four tips, the inner tips 1 % above the outer ones (the
-    interaction the test must see); J = K²/E'. On a cover of h = 0.25, as large as the domain A:
-    before A's simplices were split to resolve q, the outer tips' K was 3 % off here."""
+    a callable, the closed-form K at an outer and an inner tip, the inner tips 1 % above the
+    outer ones (the interaction the test must see); J = K²/E'. On a cover of h = 0.25, as large
+    as the domain A: before A's simplices were split to resolve q, the outer tips' K was 3 % off
+    here."""
     dom, exact, form, K = collinear(nodes=8)  # the gradient is Z's whatever the nodes
     assert K["inner"] > 1.01 * K["outer"] > 1.01 * np.sqrt(np.pi * 0.15)
     sig = lambda x: form.stress(x, jax.jacfwd(exact)(x), None)  # noqa: E731
     for x in ([0.3, 1e-9], [-0.4, -1e-9]):
         np.testing.assert_allclose(sig(jnp.array(x))[:, 1], 0.0, atol=1e-7)
     V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.25), dom, degree=1, components=2)
-    for crack in (0, 1):
-        for end in (0, -1):
-            k = nmm.stress_intensity(exact, form, crack, end, space=V)
-            ref = _collinear_reference(crack, end, K)
-            assert abs(k.K_I / ref - 1) <= 1e-5 and abs(k.K_II) <= 1e-5 * ref, (crack, end, k)
-            assert abs(k.J / k.J_from_K - 1) <= 1e-5, k
+    for crack, end in ((0, 0), (1, 0)):  # an outer and an inner tip (all four: the slow test)
+        k = nmm.stress_intensity(exact, form, crack, end, space=V)
+        ref = _collinear_reference(crack, end, K)
+        assert abs(k.K_I / ref - 1) <= 1e-5 and abs(k.K_II) <= 1e-5 * ref, (crack, end, k)
+        assert abs(k.J / k.J_from_K - 1) <= 1e-5, k
 
 
 @pytest.mark.slow

@@ -217,6 +217,7 @@ def test_1d_poisson_reproduction():
 # ------------------------------------------------------------------------------ CG
 
 
+@pytest.mark.slow  # CG against direct stays fast in test_autodiff
 def test_cg_options_and_batches_against_direct_solutions(holed):
     """One problem, its exact solution chosen by params (in the space: reproduced).
 
