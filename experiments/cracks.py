@@ -109,7 +109,7 @@ def collinear(b=0.2, c=0.5, half_width=1.0, sigma=1.0, plane="strain", E=E, nu=N
     boundary (Gauss–Legendre with ``nodes`` points from the corner before the point: Z is analytic
     there) and on to the point along a vertical line (which crosses no crack), so ``exact`` is
     the displacement everywhere (up to a rigid translation); its gradient is Z's, exactly.
-    ``K = {"outer": K at ±c, "inner": K at ±b}``:
+    ``K[(crack, end)]``, the K of each tip (at ±c the outer, at ±b the inner one):
     K_c = σ √π (c² − λ²) / √(c (c² − b²)),  K_b = σ √π (λ² − b²) / √(b (c² − b²))."""
     m = 1.0 - (b / c) ** 2
     lam2 = c * c * ellipe(m) / ellipk(m)
@@ -165,7 +165,9 @@ def collinear(b=0.2, c=0.5, half_width=1.0, sigma=1.0, plane="strain", E=E, nu=N
     form = nmm.Elasticity(E=E, nu=nu, plane=plane, dirichlet=u)
     k_outer = sigma * np.sqrt(np.pi) * (c * c - lam2) / np.sqrt(c * (c * c - b * b))
     k_inner = sigma * np.sqrt(np.pi) * (lam2 - b * b) / np.sqrt(b * (c * c - b * b))
-    return dom, u, form, {"outer": float(k_outer), "inner": float(k_inner)}
+    # by tip (crack, end): the outer tips are the cracks' far ends
+    outer, inner = float(k_outer), float(k_inner)
+    return dom, u, form, {(0, 0): outer, (0, -1): inner, (1, 0): inner, (1, -1): outer}
 
 
 def tada_edge(a_over_w):

@@ -38,6 +38,7 @@ from .enrich import Enrichment, smooth_step
 from .forms.data import value
 from .forms.elasticity import Elasticity
 from .quadrature import map_simplices
+from .space import _distance_and_diameter
 
 INNER = 0.4  # q = 1 up to this fraction of the radius
 DEGREE = 6  # the rule's degree above the space's
@@ -174,10 +175,11 @@ def _annulus_simplices(simplices, tip, radius):
     tri, parent = np.asarray(simplices, dtype=float), np.arange(len(simplices))
     target = 0.25 * (1 - INNER) * radius
     for _ in range(MAX_SPLITS + 1):
+        edge, diam = _distance_and_diameter(tri, tip)
+        near = np.where(_holds(tri, tip), 0.0, edge)
         far = np.max(np.linalg.norm(tri - tip, axis=-1), axis=1)
-        keep = (_distance(tri, tip) < radius) & (far > INNER * radius)
-        tri, parent = tri[keep], parent[keep]
-        big = np.max(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=-1), axis=1) > target
+        keep = (near < radius) & (far > INNER * radius)
+        tri, parent, big = tri[keep], parent[keep], diam[keep] > target
         if not np.any(big):
             break
         a, b, c = tri[big, 0], tri[big, 1], tri[big, 2]
@@ -190,20 +192,13 @@ def _annulus_simplices(simplices, tip, radius):
     return tri, parent
 
 
-def _distance(tri, p):
-    """Distance from the point ``p (2,)`` to each triangle ``(S, 3, 2)`` (0 inside)."""
-    d = []
-    for i in range(3):
-        a, b = tri[:, i], tri[:, (i + 1) % 3]
-        e = b - a
-        t = np.clip(
-            np.einsum("sk,sk->s", p - a, e) / np.maximum(np.einsum("sk,sk->s", e, e), 1e-300), 0, 1
-        )
-        d.append(np.linalg.norm(a + t[:, None] * e - p, axis=1))
+def _holds(tri, p):
+    """Whether each triangle ``(S, 3, 2)`` holds the point ``p (2,)`` (edges included)."""
     v = tri - p
-    cross = [v[:, i, 0] * v[:, (i + 1) % 3, 1] - v[:, i, 1] * v[:, (i + 1) % 3, 0] for i in range(3)]
-    inside = np.all(np.stack(cross) >= 0, axis=0) | np.all(np.stack(cross) <= 0, axis=0)
-    return np.where(inside, 0.0, np.min(np.stack(d), axis=0))
+    cross = np.stack(
+        [v[:, i, 0] * v[:, (i + 1) % 3, 1] - v[:, i, 1] * v[:, (i + 1) % 3, 0] for i in range(3)]
+    )
+    return np.all(cross >= 0, axis=0) | np.all(cross <= 0, axis=0)
 
 
 def _gradients(u, pts):
