@@ -23,11 +23,18 @@ from .enrich import Enrichment as Enrichment  # noqa: E402
 from .field import Field as Field  # noqa: E402
 from .field import SolveInfo as SolveInfo  # noqa: E402
 from .field import errors as errors  # noqa: E402
+from .forms import AllenCahn as AllenCahn  # noqa: E402
+from .forms import Bratu as Bratu  # noqa: E402
 from .forms import Dirichlet as Dirichlet  # noqa: E402
 from .forms import Elasticity as Elasticity  # noqa: E402
 from .forms import Form as Form  # noqa: E402
+from .forms import NeoHookean as NeoHookean  # noqa: E402
 from .forms import Neumann as Neumann  # noqa: E402
+from .forms import NonlinearDiffusion as NonlinearDiffusion  # noqa: E402
+from .forms import PLaplacian as PLaplacian  # noqa: E402
 from .forms import Poisson as Poisson  # noqa: E402
+from .forms import PowerReaction as PowerReaction  # noqa: E402
+from .forms import manufactured_source as manufactured_source  # noqa: E402
 from .forms import value as value  # noqa: E402
 from .fracture import StressIntensity as StressIntensity  # noqa: E402
 from .fracture import stress_intensity as stress_intensity  # noqa: E402
@@ -52,6 +59,13 @@ __all__ = [
     "Form",
     "Poisson",
     "Elasticity",
+    "NeoHookean",
+    "Bratu",
+    "NonlinearDiffusion",
+    "PLaplacian",
+    "PowerReaction",
+    "AllenCahn",
+    "manufactured_source",
     "Dirichlet",
     "Neumann",
     "value",

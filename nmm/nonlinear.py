@@ -20,7 +20,9 @@ class Newton(eqx.Module):
 
     Attributes:
         rtol, atol: converged when |R(x_k)| <= rtol |R(x_0)| + atol, or when a full step changes x
-            by at most ``xtol`` |x| (the update is at round-off).
+            by at most ``xtol`` |x| (the update is at round-off), or, from a given initial guess,
+            when |R(x_k)| is at the round-off floor of the residual, 100 ε |R(0)| (a good guess
+            has a small |R(x_0)|: rtol times it may lie below that floor).
         xtol: see above.
         max_steps: Newton iterations at most.
         line_search: backtrack (halving) until |R| decreases by a factor 1 - 1e-4 α.
@@ -50,7 +52,7 @@ class Newton(eqx.Module):
             )
 
 
-def newton(residual, tangent, x0, solver, opts: Newton, keep: bool = True):
+def newton(residual, tangent, x0, solver, opts: Newton, keep: bool = True, guess: bool = False):
     """Solve R(x) = 0.
 
     Args:
@@ -60,6 +62,7 @@ def newton(residual, tangent, x0, solver, opts: Newton, keep: bool = True):
         solver: a linear solver object.
         keep: keep the last factorisation (for the adjoint); otherwise every factorisation is
             freed after its last use.
+        guess: ``x0`` is a given initial guess (the round-off floor is read from |R(0)|).
 
     Returns:
         ``x, state`` (the last factorisation), and a dict with ``result``, ``residual`` and
@@ -72,6 +75,9 @@ def newton(residual, tangent, x0, solver, opts: Newton, keep: bool = True):
     state0 = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
     r0 = jnp.linalg.norm(R0)
     tol = opts.rtol * r0 + opts.atol
+    if guess:  # the residual's sums carry round-off of the size of its terms, ~ ε |R(0)|
+        floor = 100 * jnp.finfo(x0.dtype).eps * jnp.linalg.norm(residual(jnp.zeros_like(x0)))
+        tol = jnp.maximum(tol, floor)
     dtype = x0.dtype
     hist0 = jnp.zeros((opts.max_steps + 1,), dtype).at[0].set(r0)
     finite0 = jnp.all(jnp.isfinite(R0))
@@ -126,8 +132,10 @@ def newton(residual, tangent, x0, solver, opts: Newton, keep: bool = True):
         )
         done = (r1 <= tol) | step_small
         code = worst(
-            # an inner solve whose refinement stalled is still a good Newton direction
-            jnp.where(RESULTS.failed(lcode), lcode, RESULTS.successful),
+            # an inner solve whose refinement stalled is still a good Newton direction; one
+            # whose residual is poor relative to a right-hand side at round-off (the last step
+            # of a converged iteration) is judged by the nonlinear residual it reached
+            jnp.where(RESULTS.failed(lcode) & ~done, lcode, RESULTS.successful),
             jnp.where(failed & ~done, RESULTS.line_search_failed, RESULTS.successful),
         )
         # a failed step keeps the last good iterate: never a NaN

@@ -25,6 +25,7 @@ from .solve import raise_if_failed as raise_if_failed
 from .solve import solve_dense as solve_dense
 from .superlu import SuperLU as SuperLU
 from .superlu import clear_factor_cache as clear_factor_cache
+from .superlu import factorisations as factorisations
 
 __all__ = [
     "BlockCSR",
@@ -42,4 +43,5 @@ __all__ = [
     "raise_if_failed",
     "solve_dense",
     "clear_factor_cache",
+    "factorisations",
 ]

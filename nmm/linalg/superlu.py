@@ -58,6 +58,11 @@ class _FactorCache:
         self._entries: OrderedDict[int, _Factor] = OrderedDict()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self.factored = 0  # factorisations computed (cached or not): a diagnostic
+
+    def count_one(self) -> None:
+        with self._lock:
+            self.factored += 1
 
     def put(self, f: _Factor) -> int:
         with self._lock:
@@ -94,6 +99,12 @@ FACTORS = _FactorCache(
 )
 
 
+def factorisations() -> int:
+    """How many sparse factorisations this process has computed (a diagnostic counter: the
+    difference across a call counts that call's factorisations)."""
+    return FACTORS.factored
+
+
 def clear_factor_cache() -> None:
     """Drop every cached factorisation (states that refer to them refactor on their next use)."""
     FACTORS.clear()
@@ -116,6 +127,7 @@ def _factor(a: sp.csc_matrix, symmetric: bool, opts: SuperLU) -> _Factor:
         # slow SuperLU 8x at 1e6 unknowns. Refinement runs against the unmodified matrix.
         factored.data[np.abs(factored.data) < _DROP] = 0.0
         factored.eliminate_zeros()
+    FACTORS.count_one()
     if symmetric:
         lu = spla.splu(
             factored.tocsc(),

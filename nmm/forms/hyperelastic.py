@@ -1,0 +1,85 @@
+"""Compressible neo-Hookean hyperelasticity, plane strain, large deformation.
+
+W(F) = ½ μ (tr C − 2) − μ ln J + ½ λ (ln J)² − b·u, F = I + ∇u, C = FᵀF, J = det F
+(the plane-strain reduction of the 3D model: F₃₃ = 1). It linearises to :class:`Elasticity` with
+the same λ, μ at u = 0. A deformation with J <= 0 has no energy (NaN): Newton's line search
+rejects such steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from .base import Form
+from .data import check, is_concrete_number, value
+from .elasticity import Elasticity
+
+
+class NeoHookean(Form):
+    """Compressible neo-Hookean solid, plane strain; unknown the displacement u = (u_x, u_y).
+
+    Attributes:
+        E, nu: Young's modulus and Poisson's ratio of the linearisation (data as in
+            :class:`Elasticity`); μ = E / (2(1 + ν)), λ = Eν / ((1 + ν)(1 − 2ν)).
+        body_force: b(x) ``(2,)`` in the reference configuration, or None.
+        dirichlet, neumann, ...: as in :class:`Elasticity`; a Neumann traction is a dead load
+            (per unit reference length).
+    """
+
+    E: Any = 1.0
+    nu: Any = 0.3
+    body_force: Any = None
+
+    components = 2
+    data_fields = ("E", "nu", "body_force")
+
+    def __check_init__(self):
+        check(self.E, "E", allow_none=False)
+        check(self.nu, "nu", allow_none=False)
+        check(self.body_force, "body_force")
+        if is_concrete_number(self.E) and self.E <= 0:
+            raise ValueError(f"E must be positive, got {self.E!r}")
+        if is_concrete_number(self.nu) and not -1 < self.nu < 0.5:
+            raise ValueError(f"nu must be in (-1, 0.5), got {self.nu!r}")
+
+    def lame(self, x, params):
+        E, nu = value(self.E, x, params), value(self.nu, x, params)
+        return E * nu / ((1 + nu) * (1 - 2 * nu)), E / (2 * (1 + nu))
+
+    def strain_energy(self, x, du, params):
+        lam, mu = self.lame(x, params)
+        F = jnp.eye(2, dtype=du.dtype) + du
+        J = jnp.linalg.det(F)
+        lnJ = jnp.log(J)  # NaN for J <= 0: no admissible state there
+        return 0.5 * mu * (jnp.sum(F * F) - 2.0) - mu * lnJ + 0.5 * lam * lnJ**2
+
+    def energy(self, x, u, du, params):
+        w = self.strain_energy(x, du, params)
+        if self.body_force is not None:
+            w = w - value(self.body_force, x, params) @ u
+        return w
+
+    def admissible(self, x, params):
+        E, nu = value(self.E, x, params), value(self.nu, x, params)
+        return (E > 0) & (nu > -1) & (nu < 0.5)
+
+    def null_modes(self, dim: int):
+        return Elasticity.null_modes(self, dim)
+
+    def stress(self, x, du, params):
+        """First Piola–Kirchhoff stress P = ∂W/∂F ``(2, 2)``."""
+        return jax.grad(self.strain_energy, argnums=1)(x, du, params)
+
+    def derived(self, x, u, du, params) -> dict:
+        P = self.stress(x, du, params)
+        F = jnp.eye(2, dtype=du.dtype) + du
+        J = jnp.linalg.det(F)
+        sigma = P @ F.T / J  # Cauchy stress
+        return {
+            "stress": jnp.stack([sigma[0, 0], sigma[1, 1], sigma[0, 1]]),
+            "pk1": P.reshape(-1),
+            "J": J,
+        }

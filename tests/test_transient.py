@@ -1,0 +1,146 @@
+"""Time integration: the orders of backward Euler, Crank–Nicolson and BDF2 against the exact
+semi-discrete solution, Newmark's energy over 1000 steps, one factorisation for a fixed matrix,
+Newton per step for a nonlinear form, the adjoint through a history, and bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg as sl
+
+import nmm
+from nmm.transient import _mass, integrate
+
+
+@pytest.fixture(scope="module")
+def square():
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    return nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.25, offset=(0.1, 0.05)), dom, degree=1)
+
+
+HEAT = nmm.Poisson(k=1.0, f=lambda x, t: 0.0 * t, dirichlet=lambda x, t: 0.0 * t)
+
+
+def u0(x):
+    return jnp.sin(np.pi * x[0]) * jnp.sin(np.pi * x[1])
+
+
+def semi_discrete(space, x0, T):
+    """exp(−T M⁻¹K) x0 on the range of M (hat × polynomial frames are linearly dependent)."""
+    K, _ = nmm.assemble(space, nmm.Poisson(k=1.0, f=0.0, dirichlet=0.0))
+    K, M = np.asarray(K.to_dense()), np.asarray(jax.jit(_mass)(space).to_dense())
+    w, Q = np.linalg.eigh(M)
+    Q = Q[:, w > 1e-12 * w.max()]
+    Mr, Kr = Q.T @ M @ Q, Q.T @ K @ Q
+    lam, Z = sl.eigh(Kr, Mr)
+    xr = np.linalg.solve(Mr, Q.T @ M @ np.asarray(x0))
+    return Q @ (Z @ (np.exp(-lam * T) * (Z.T @ Mr @ xr)))
+
+
+@pytest.mark.parametrize(
+    "method, order, steps",
+    [
+        ("be", 1, (20, 40)),
+        ("cn", 2, (20, 40)),
+        ("bdf2", 2, (20, 40)),
+        pytest.param("be", 1, (20, 40, 80, 160), marks=pytest.mark.slow),
+        pytest.param("cn", 2, (20, 40, 80, 160), marks=pytest.mark.slow),
+        pytest.param("bdf2", 2, (20, 40, 80, 160), marks=pytest.mark.slow),
+    ],
+)
+def test_heat_orders(square, method, order, steps):
+    x0 = nmm.fit(square, u0).coeffs
+    T = 0.1
+    pts = jnp.array(np.random.default_rng(0).uniform(0.05, 0.95, (40, 2)))
+    exact = nmm.Field(square, jnp.asarray(semi_discrete(square, x0, T)))(pts)
+    errs = []
+    for n in steps:
+        h = integrate(square, HEAT, x0, (0.0, T), T / n, method=method)
+        assert h.fixed_matrix and int(h.result) == 0
+        errs.append(float(jnp.max(jnp.abs(h.final(pts) - exact))))
+    rates = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+    assert np.all(np.abs(rates - order) < 0.15), (errs, rates)
+
+
+def test_thousand_steps_factor_once(square):
+    x0 = nmm.fit(square, u0).coeffs
+    before = nmm.linalg.factorisations()
+    h = integrate(square, HEAT, x0, (0.0, 1.0), 1e-3, method="be", save_every=100)
+    assert nmm.linalg.factorisations() - before == 1
+    assert len(h) == 11 and h.coeffs.shape == (11, square.n_dofs)
+    np.testing.assert_allclose(h.times, np.linspace(0, 1, 11), atol=1e-12)
+    # backward Euler at dt = 1e-3 decays like the slowest mode, e^{-2π²t}
+    mid = jnp.array([[0.5, 0.5]])
+    ratio = float(h.field(1)(mid)[0] / h.field(0)(mid)[0])
+    assert abs(ratio - np.exp(-2 * np.pi**2 * 0.1)) < 0.05
+
+
+def test_newmark_conserves_energy(square):
+    h = integrate(square, HEAT, u0, (0.0, 10.0), 0.01, method="newmark")
+    K, _ = nmm.assemble(square, nmm.Poisson(k=1.0, f=0.0, dirichlet=0.0))
+    M = jax.jit(_mass)(square)
+    E = np.asarray(jax.vmap(lambda u, v: 0.5 * v @ M.mv(v) + 0.5 * u @ K.mv(u))(h.coeffs, h.velocities))
+    assert len(E) == 1001
+    assert np.max(np.abs(E - E[0])) / E[0] <= 1e-12
+
+
+def allen_cahn_1d(method, n):
+    dom = nmm.Domain.interval(-1.0, 1.0)
+    V = nmm.ManifoldSpace(nmm.MathCover.intervals(dom, 16), dom, degree=2)
+    form = nmm.AllenCahn(eps=0.1, f=lambda x, t: 0.0 * t)
+    init = lambda x: 0.5 * jnp.sin(np.pi * x[0]) + 0.1  # noqa: E731
+    h = integrate(V, form, init, (0.0, 1.0), 1.0 / n, method=method)
+    assert not h.fixed_matrix and int(h.result) == 0
+    assert 2 <= int(np.max(h.newton_steps)) <= 6  # Newton per step, from the last state
+    return h.final(jnp.linspace(-0.95, 0.95, 21)[:, None])
+
+
+def test_nonlinear_steps_use_newton():
+    """Allen–Cahn with Neumann boundaries: two second-order methods agree to O(Δt²)."""
+    cn, bdf2 = allen_cahn_1d("cn", 40), allen_cahn_1d("bdf2", 40)
+    assert float(jnp.max(jnp.abs(cn - bdf2))) < 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method, order", [("be", 1), ("cn", 2), ("bdf2", 2)])
+def test_nonlinear_orders(method, order):
+    vals = [allen_cahn_1d(method, n) for n in (20, 40, 80, 640)]
+    e = [float(jnp.max(jnp.abs(v - vals[-1]))) for v in vals[:-1]]
+    rates = np.log2(np.array(e[:-1]) / np.array(e[1:]))
+    assert np.all(np.abs(rates - order) < 0.15), (e, rates)
+
+
+def test_gradient_through_history_matches_finite_differences(square):
+    x0 = nmm.fit(square, u0).coeffs
+    pts = jnp.array([[0.5, 0.5], [0.3, 0.6]])
+
+    def loss(k):
+        form = nmm.Poisson(k=k, f=lambda x, t: 1.0 + t, dirichlet=lambda x, t: 0.0 * t)
+        h = integrate(square, form, x0, (0.0, 0.2), 0.02, method="be")
+        return jnp.sum(h.final(pts) ** 2)
+
+    g = jax.grad(loss)(jnp.asarray(1.3))
+    e = 1e-5
+    fd = (loss(jnp.asarray(1.3 + e)) - loss(jnp.asarray(1.3 - e))) / (2 * e)
+    np.testing.assert_allclose(g, fd, rtol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"dt": 0.0}, "dt must be a positive finite number"),
+        ({"dt": -0.1}, "dt must be a positive finite number"),
+        ({"dt": float("nan")}, "dt must be a positive finite number"),
+        ({"dt": float("inf")}, "dt must be a positive finite number"),
+        ({"dt": 0.3}, "whole number of steps"),
+        ({"t_span": (1.0, 0.0)}, "t1 > t0"),
+        ({"method": "rk4"}, "method must be one of"),
+        ({"save_every": 3}, "save_every=3 must divide"),
+        ({"v0": u0}, "v0 is the initial velocity"),
+        ({"u0": jnp.zeros(3)}, "u0 must be a callable"),
+    ],
+)
+def test_bad_input(square, kwargs, match):
+    args = {"u0": u0, "t_span": (0.0, 1.0), "dt": 0.1} | kwargs
+    with pytest.raises((ValueError, TypeError), match=match):
+        integrate(square, HEAT, **args)
