@@ -46,7 +46,7 @@ from .forms.fit import L2Fit
 from .kernels import bind
 from .linalg.operator import BlockCSR
 from .linalg.results import RESULTS, settle, worst
-from .linalg.solve import as_solver, linear_solve, raise_if_failed
+from .linalg.solve import as_solver, checked_adjoint, linear_solve, raise_if_failed, solve_with
 from .nonlinear import Newton, newton
 
 FIRST_ORDER = ("be", "cn", "bdf2")
@@ -204,15 +204,9 @@ def _run(space, form, bd, x0, v0, t0, dt, n_saves, every, method, fixed, solver,
             sol = linear_solve(A, rhs, solver, state=st, throw=False)
             return sol.value, sol.result, jnp.asarray(0, jnp.int32)
 
-        def G(y):
-            return c_m * M.mv(y) + c_k * R(y, t1) - b
-
-        def tangent(y):
-            r, K, ok = RK(y, t1)
-            return c_m * M.mv(y) + c_k * r - b, _combine(c_m, M, c_k, K), ok
-
-        y, _, out = newton(G, tangent, guess, solver, opts, keep=False)
-        return y, out["result"], out["steps"]
+        # the solution does not depend on the guess (stop_gradient: no tangent to carry)
+        guess = jax.lax.stop_gradient(guess)
+        return _root((form, b, c_m, c_k, t1), space, bd, M, guess, solver, opts)
 
     def regular(x, xm, t):
         if method == "be":
@@ -256,6 +250,52 @@ def _run(space, form, bd, x0, v0, t0, dt, n_saves, every, method, fixed, solver,
     if throw:
         xs = raise_if_failed(xs, code, _messages())
     return xs, None, ts, steps.reshape(-1), code
+
+
+def _step_system(space, bd, M, diff):
+    """``G(y) = c_m M y + c_k R(y, t₁) − b`` and its tangent, for ``diff = (form, b, c_m, c_k,
+    t₁)``."""
+    form, b, c_m, c_k, t1 = diff
+    kern = bind(form, t1, space.components, space.dim, space.q_points.dtype)
+
+    def G(y):
+        return c_m * M.mv(y) + c_k * _assemble(space, kern, bd, y, matrix=False) - b
+
+    def tangent(y):
+        r, K, ok = _assemble(space, kern, bd, y)
+        return c_m * M.mv(y) + c_k * r - b, _combine(c_m, M, c_k, K), ok
+
+    return G, tangent
+
+
+@eqx.filter_custom_vjp
+def _root(diff, space, bd, M, guess, solver, opts):
+    """One nonlinear step by Newton: ``(y, result, steps)``. Differentiated implicitly: the
+    adjoint of G(y*, θ) = 0 is one transpose solve with its tangent at y*, never the unrolled
+    iterations (a while loop, which reverse mode cannot run through)."""
+    G, tangent = _step_system(space, bd, M, diff)
+    y, _, out = newton(G, tangent, guess, solver, opts, keep=False)
+    return y, out["result"], out["steps"]
+
+
+@_root.def_fwd
+def _root_fwd(perturbed, diff, space, bd, M, guess, solver, opts):
+    out = _root.fn(diff, space, bd, M, guess, solver, opts)
+    return out, out[0]
+
+
+@_root.def_bwd
+def _root_bwd(y, grad_obj, perturbed, diff, space, bd, M, guess, solver, opts):
+    gy = grad_obj[0]
+    if gy is None:
+        return jax.tree_util.tree_map(lambda _: None, diff)
+    _, tangent = _step_system(space, bd, M, diff)
+    _, A, _ = tangent(y)
+    lam, code, *_ = solve_with(solver.transpose_solve, solver.init(A), gy, last=True)
+    lam = jax.lax.stop_gradient(checked_adjoint(lam, code, True))
+    # θ̄ = −(∂G/∂θ)ᵀ λ at the solution
+    _, vjp = eqx.filter_vjp(lambda d: _step_system(space, bd, M, d)[0](y), diff)
+    return jax.tree_util.tree_map(lambda a: -a, vjp(lam)[0])
 
 
 def _newmark(space, M, R, RK, x0, v0, t0, dt, n_saves, every, fixed, solver, opts, throw):

@@ -144,3 +144,21 @@ def test_bad_input(square, kwargs, match):
     args = {"u0": u0, "t_span": (0.0, 1.0), "dt": 0.1} | kwargs
     with pytest.raises((ValueError, TypeError), match=match):
         integrate(square, HEAT, **args)
+
+
+def test_gradient_through_nonlinear_history_matches_finite_differences():
+    """Newton steps are differentiated implicitly (one transpose solve per step)."""
+    dom = nmm.Domain.interval(-1.0, 1.0)
+    V = nmm.ManifoldSpace(nmm.MathCover.intervals(dom, 8), dom, degree=2)
+    init = lambda x: 0.5 * jnp.sin(np.pi * x[0]) + 0.1  # noqa: E731
+    x0 = nmm.fit(V, init).coeffs
+    pts = jnp.array([[0.3], [-0.6]])
+
+    def loss(eps):
+        h = integrate(V, nmm.AllenCahn(eps=eps, f=lambda x, t: 0.0 * t), x0, (0.0, 0.5), 0.05, method="be")
+        return jnp.sum(h.final(pts) ** 2)
+
+    g = jax.grad(loss)(jnp.asarray(0.2))
+    e = 1e-5
+    fd = (loss(jnp.asarray(0.2 + e)) - loss(jnp.asarray(0.2 - e))) / (2 * e)
+    np.testing.assert_allclose(g, fd, rtol=1e-6)
