@@ -15,6 +15,9 @@ if os.environ.get("NMM_KEEP_X64", "1") != "0":
 from . import io as io  # noqa: E402
 from . import linalg as linalg  # noqa: E402
 from .checks import LargeProblemWarning as LargeProblemWarning  # noqa: E402
+from .continuation import Branch as Branch  # noqa: E402
+from .continuation import ContinuationError as ContinuationError  # noqa: E402
+from .continuation import continuation as continuation  # noqa: E402
 from .covers import MathCover as MathCover  # noqa: E402
 from .drivers import assemble as assemble  # noqa: E402
 from .drivers import fit as fit  # noqa: E402
@@ -46,6 +49,8 @@ from .linalg import RefinementWarning as RefinementWarning  # noqa: E402
 from .linalg import SolverOptions as SolverOptions  # noqa: E402
 from .nonlinear import Newton as Newton  # noqa: E402
 from .space import ManifoldSpace as ManifoldSpace  # noqa: E402
+from .transient import History as History  # noqa: E402
+from .transient import integrate as integrate  # noqa: E402
 
 __all__ = [
     "Domain",
@@ -78,6 +83,11 @@ __all__ = [
     "SolveInfo",
     "fit",
     "solve",
+    "integrate",
+    "History",
+    "continuation",
+    "Branch",
+    "ContinuationError",
     "assemble",
     "errors",
     "io",

@@ -237,7 +237,9 @@ def _solve(space, form, params, bd, quad, solver, opts, x0, throw):
     x, info = _implicit(kern, space, bd, quad, solver, opts, x0, throw, isinstance(form, L2Fit))
     info = eqx.tree_at(lambda i: i.result, info, _diagnose(space, kern, bd, info.result))
     if throw:
-        messages = RESULTS.for_form(type(form).__name__, kern.data_names, bd.has_dirichlet)
+        messages = RESULTS.for_form(
+            type(form).__name__, kern.data_names, bd.has_dirichlet, type(form).newton_hint
+        )
         x = raise_if_failed(x, info.result, messages)
     else:
         warn_if_flagged(info.result)

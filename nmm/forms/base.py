@@ -55,6 +55,8 @@ class Form(eqx.Module):
             along every component and direction) and report a non-elliptic form instead of
             solving it; set ``False`` for forms without diffusion or with a sign change by
             design.
+        newton_hint: what to tell a user whose Newton solve of this form failed (e.g. that
+            solutions end at a turning point).
     """
 
     dirichlet: Any = eqx.field(default=None, kw_only=True)
@@ -69,6 +71,7 @@ class Form(eqx.Module):
     linear: ClassVar[bool | None] = None
     symmetric: ClassVar[bool | None] = None
     elliptic: ClassVar[bool] = True
+    newton_hint: ClassVar[str] = ""
 
     def __check_init__(self):
         _check_bc_data(self.dirichlet, "dirichlet", Dirichlet)

@@ -46,6 +46,12 @@ class Bratu(Form):
     f: Any = 0.0
 
     data_fields = ("lam", "f")
+    newton_hint = (
+        "Bratu has solutions only up to a turning point λ* (3.51383 on the unit interval, "
+        "6.80812 on the unit square, with u = 0 on the boundary): above it there is none, and "
+        "near it Newton from zero may miss the one there is; follow the branch through the fold "
+        "with nmm.continuation(space, lambda lam: nmm.Bratu(lam=lam, ...), ...)"
+    )
 
     def __check_init__(self):
         check(self.lam, "lam", allow_none=False)

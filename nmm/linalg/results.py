@@ -69,10 +69,15 @@ class RESULTS:
         return f"unknown result {code}"
 
     @classmethod
-    def for_form(cls, form_name: str, data_names: tuple, has_dirichlet: bool) -> tuple:
+    def for_form(
+        cls, form_name: str, data_names: tuple, has_dirichlet: bool, newton_hint: str = ""
+    ) -> tuple:
         """The messages, indexed by code, of a solve of one form: they name the form and, for
-        non-finite data, the datum."""
+        non-finite data, the datum; ``newton_hint`` follows the messages of a failed Newton."""
         msgs = list(cls.messages)
+        if newton_hint:
+            for c in (cls.max_steps_reached, cls.line_search_failed):
+                msgs[c] = f"{form_name}: {msgs[c]}; {newton_hint}"
         msgs[cls.not_elliptic] = f"{form_name}: {msgs[cls.not_elliptic]}"
         if not has_dirichlet:
             hint = (
