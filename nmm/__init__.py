@@ -28,6 +28,7 @@ from .field import SolveInfo as SolveInfo  # noqa: E402
 from .field import errors as errors  # noqa: E402
 from .forms import AllenCahn as AllenCahn  # noqa: E402
 from .forms import Bratu as Bratu  # noqa: E402
+from .forms import Burgers as Burgers  # noqa: E402
 from .forms import Dirichlet as Dirichlet  # noqa: E402
 from .forms import Elasticity as Elasticity  # noqa: E402
 from .forms import Form as Form  # noqa: E402
@@ -66,6 +67,7 @@ __all__ = [
     "Elasticity",
     "NeoHookean",
     "Bratu",
+    "Burgers",
     "NonlinearDiffusion",
     "PLaplacian",
     "PowerReaction",

@@ -155,7 +155,9 @@ def test_gradient_through_nonlinear_history_matches_finite_differences():
     pts = jnp.array([[0.3], [-0.6]])
 
     def loss(eps):
-        h = integrate(V, nmm.AllenCahn(eps=eps, f=lambda x, t: 0.0 * t), x0, (0.0, 0.5), 0.05, method="be")
+        h = integrate(
+            V, nmm.AllenCahn(eps=eps, f=lambda x, t: 0.0 * t), x0, (0.0, 0.5), 0.05, method="be"
+        )
         return jnp.sum(h.final(pts) ** 2)
 
     g = jax.grad(loss)(jnp.asarray(0.2))

@@ -10,6 +10,7 @@ from .hyperelastic import NeoHookean as NeoHookean
 from .manufactured import source as manufactured_source
 from .nonlinear import AllenCahn as AllenCahn
 from .nonlinear import Bratu as Bratu
+from .nonlinear import Burgers as Burgers
 from .nonlinear import NonlinearDiffusion as NonlinearDiffusion
 from .nonlinear import PLaplacian as PLaplacian
 from .nonlinear import PowerReaction as PowerReaction
@@ -25,6 +26,7 @@ __all__ = [
     "Poisson",
     "NeoHookean",
     "Bratu",
+    "Burgers",
     "NonlinearDiffusion",
     "PLaplacian",
     "PowerReaction",

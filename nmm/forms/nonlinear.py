@@ -212,3 +212,32 @@ class AllenCahn(Form):
     def energy(self, x, u, du, params):
         eps, f = value(self.eps, x, params), value(self.f, x, params)
         return 0.5 * eps**2 * du @ du + 0.25 * (u * u - 1.0) ** 2 - f * u
+
+
+class Burgers(Form):
+    """The spatial part of viscous Burgers u_t + u (b·∇u) = ν Δu + f: weak residual
+    r0 = u b·∇u − f, r1 = ν ∇u (for :func:`nmm.integrate`; b = (1, …, 1) by default, so in 1D
+    u_t + u u_x = ν u_xx).
+
+    Attributes:
+        nu: the viscosity ν > 0.
+        f: a source (default 0).
+        direction: b, a ``(dim,)`` sequence (static), or None.
+    """
+
+    nu: Any = 0.01 / np.pi
+    f: Any = 0.0
+    direction: tuple | None = eqx.field(static=True, default=None)
+
+    data_fields = ("nu", "f")
+    symmetric = False
+
+    def __check_init__(self):
+        check(self.nu, "nu", allow_none=False)
+        check(self.f, "f", allow_none=False)
+        if is_concrete_number(self.nu) and self.nu <= 0:
+            raise ValueError(f"nu must be positive, got {self.nu!r}")
+
+    def residual(self, x, u, du, params):
+        b = jnp.ones_like(du) if self.direction is None else jnp.asarray(self.direction, du.dtype)
+        return u * (b @ du) - value(self.f, x, params), value(self.nu, x, params) * du
