@@ -20,12 +20,18 @@ from .regions import deep_bound_1d as deep_bound_1d
 from .regions import region_bound as region_bound
 from .regions import shallow_bound as shallow_bound
 from .regions import tent_map as tent_map
+from .spacetime import SpaceTimeTask as SpaceTimeTask
+from .spacetime import spacetime_errors as spacetime_errors
+from .spacetime import vectorised as vectorised
 from .task import Task as Task
 from .to_mlp import to_mlp as to_mlp
 from .train import History as History
 from .train import train as train
 
 __all__ = [
+    "SpaceTimeTask",
+    "spacetime_errors",
+    "vectorised",
     "MLP",
     "Task",
     "train",

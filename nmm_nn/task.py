@@ -256,7 +256,11 @@ class Task(eqx.Module):
     def of(cls, objective, space: nmm.ManifoldSpace | None = None, **kwargs) -> Task:
         """A task from what ``nmm`` solves: a Task (returned as is), an ``nmm.Form``
         (:meth:`pde`), a callable or ``(points, values)`` fit target (:meth:`fit`)."""
-        if isinstance(objective, Task):
+        # a Task, or any object with its interface (nmm_nn.SpaceTimeTask)
+        if isinstance(objective, Task) or all(
+            hasattr(objective, a)
+            for a in ("loss", "errors", "fingerprint", "has_exact", "dim", "components")
+        ):
             if space is not None or kwargs:
                 raise ValueError("space and task options go to Task.fit / Task.pde, not to a Task")
             return objective
