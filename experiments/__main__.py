@@ -1,7 +1,7 @@
 """Command line: ``python -m experiments list | run``.
 
     python -m experiments list
-    python -m experiments run --suite quick|full [--config FILE] [--problem P] [--method M]
+    python -m experiments run --suite quick|full|nonlinear [--config FILE] [--problem P] [--method M]
                               [--seeds N] [--out DIR] [--fresh] [--no-progress]
 
 Bad input (an unknown problem, method or key, a config value of the wrong type or range, a
@@ -37,7 +37,7 @@ def _list() -> int:
     for name in problems.names():
         print(f"  {name:16s} {problems.get(name).description}")
     print("methods:\n  " + ", ".join(METHODS))
-    print("suites:\n  quick (make run), full")
+    print("suites:\n  quick (make run), full, nonlinear")
     return 0
 
 

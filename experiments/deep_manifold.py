@@ -8,7 +8,10 @@ verdict line whose rule is stated before the numbers are seen (in ``RULES``).
 * ``spectral``: per-frequency relative error over training on ``sines``;
 * ``completion``: the cover-solve gap and the parameter-step residual over training, a gap-based
   completion criterion against plateau stopping;
-* ``dof``: functional DOF vs parameter count vs the NMM unknowns that reach the same error.
+* ``dof``: functional DOF vs parameter count vs the NMM unknowns that reach the same error;
+* ``nonlinearity``: "networks struggle with high-order nonlinearity": error and training-curve
+  statistics of one fixed network and budget on -Δu + u^m = f (``nonlinear-m``) against the
+  order m, the NMM (Newton) beside it.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from nmm_nn.mlp import trainable  # noqa: E402
 from . import problems as registry  # noqa: E402
 from .analysis import analyse  # noqa: E402
 
-EXPERIMENTS = ("capacity", "bottleneck", "spectral", "completion", "dof")
+EXPERIMENTS = ("capacity", "bottleneck", "spectral", "completion", "dof", "nonlinearity")
 
 RULES = {
     "capacity": "supported if the realised region count at a fixed parameter budget grows by at least "
@@ -54,6 +57,10 @@ RULES = {
     "the loss",
     "dof": "'near-infinite degrees of freedom' not supported if the functional DOF is below 10 % "
     "of the parameter count for every network",
+    "nonlinearity": "supported if the network's relative L2 error (geometric mean over seeds) at "
+    "the highest order m is at least 3 times that at the lowest while the NMM's error and Newton "
+    "steps change by less than a factor 1.5 (the difficulty is the network's, not the problem's); "
+    "not supported if the network's error grows by less than a factor 1.5; inconclusive otherwise",
 }
 
 
@@ -69,6 +76,7 @@ class DMSettings:
     budget: int = 500
     depths: list = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
     seeds: int = 2
+    orders: list = field(default_factory=lambda: [3, 5, 7, 9])  # m of ``nonlinearity``
 
 
 @dataclass
@@ -468,6 +476,83 @@ def dof(s: DMSettings, out: Path, results) -> Claim:
     )
 
 
+def nonlinearity(s: DMSettings, out: Path) -> Claim:
+    rows, curves = [], {}
+    for m in s.orders:
+        prob = registry.get(f"nonlinear-{m}")
+        space, task = prob.shared()
+        u = prob.solve(prob.space(16, 2))
+        nmm_err, newton = task.errors(u)["L2"], int(u.info.newton_steps)
+        # the minimum the network's energy is measured from: the NMM's on the same functional
+        # (the network may go a little below it: it is not in the space), less a margin
+        e_ref = float(task.loss(prob.solve(space)))
+        errs, stats = [], []
+        for seed in range(s.seeds):
+            net = MLP(2, "scalar", 64, 3, "tanh", key=jr.PRNGKey(seed))
+            trained, hist = train(
+                net, task, steps=s.steps, learning_rate=s.learning_rate, chunk=s.stage, progress=False
+            )
+            errs.append(task.errors(trained)["L2"])
+            shifted = hist.loss - min(e_ref, float(np.min(hist.loss))) + 1e-12 * max(abs(e_ref), 1)
+            a = analyse(shifted)
+            stats.append(a)
+            curves[(m, seed)] = shifted
+        rows.append(
+            {
+                "m": m,
+                "mlp_L2": float(np.exp(np.mean(np.log(errs)))),
+                "mlp_L2_seeds": [float(e) for e in errs],
+                "sign_changes": float(np.mean([a.sign_changes for a in stats])),
+                "rel_std": float(np.mean([a.rel_std for a in stats])),
+                "slow_decades": float(np.mean([a.slow_decades for a in stats])),
+                "nmm_L2": float(nmm_err),
+                "nmm_newton_steps": newton,
+            }
+        )
+    lo, hi = rows[0], rows[-1]
+    growth = hi["mlp_L2"] / lo["mlp_L2"]
+    nmm_growth = hi["nmm_L2"] / lo["nmm_L2"]
+    steps_growth = hi["nmm_newton_steps"] / max(lo["nmm_newton_steps"], 1)
+    nmm_flat = max(nmm_growth, 1 / nmm_growth) < 1.5 and max(steps_growth, 1 / steps_growth) < 1.5
+    if growth >= 3 and nmm_flat:
+        verdict = "supported"
+    elif growth < 1.5:
+        verdict = "not supported"
+    else:
+        verdict = "inconclusive"
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    ms = [r["m"] for r in rows]
+    axes[0].semilogy(ms, [r["mlp_L2"] for r in rows], "o-", label="mlp-tanh 64x3 (geo. mean)")
+    axes[0].semilogy(ms, [r["nmm_L2"] for r in rows], "s-", label="NMM p = 2, 16 cells (Newton)")
+    axes[0].set(xlabel="order m of the nonlinearity u^m", ylabel="relative L2 error")
+    axes[0].legend(fontsize=7)
+    for (m, seed), loss in curves.items():
+        if seed == 0:
+            axes[1].semilogy(loss, lw=0.7, label=f"m = {m}")
+    axes[1].set(xlabel="step", ylabel="energy − reference", title="training curves (seed 0)")
+    axes[1].legend(fontsize=7)
+    _save(fig, out, "nonlinearity.png")
+    summary = (
+        f"network L2 at m = {lo['m']} … {hi['m']}: "
+        + ", ".join(f"{r['mlp_L2']:.2e}" for r in rows)
+        + f" (x{growth:.2f}); NMM L2 "
+        + ", ".join(f"{r['nmm_L2']:.2e}" for r in rows)
+        + ", Newton steps "
+        + ", ".join(str(r["nmm_newton_steps"]) for r in rows)
+        + "; slow-phase sign changes "
+        + ", ".join(f"{r['sign_changes']:.2f}" for r in rows)
+    )
+    return Claim(
+        "nonlinearity",
+        "Do networks struggle with high-order nonlinearity (−Δu + u^m = f as m grows), where the "
+        "NMM does not?",
+        verdict,
+        summary,
+        {"rows": rows, "steps": s.steps, "seeds": s.seeds, "network": "tanh 64x3, Adam"},
+        "nonlinearity.png",
+    )
+
+
 def run_experiment(name: str, s: DMSettings, out: Path, results) -> Claim:
     """Run one experiment; ``results`` (the suite's cases) feed ``dof``."""
     if name == "dof":
@@ -477,5 +562,6 @@ def run_experiment(name: str, s: DMSettings, out: Path, results) -> Claim:
         "bottleneck": bottleneck,
         "spectral": spectral,
         "completion": completion,
+        "nonlinearity": nonlinearity,
     }
     return experiment[name](s, Path(out))

@@ -24,7 +24,7 @@ import jax.random as jr
 import numpy as np
 
 import nmm
-from nmm_nn import MLP, cover_solve, functional_dof, train
+from nmm_nn import MLP, cover_solve, functional_dof, spacetime_errors, train, vectorised
 from nmm_nn.train import History
 
 from .problems import Problem
@@ -94,10 +94,22 @@ def run_nmm(problem: Problem, cells: int, degree: int, seed: int, task) -> Resul
     jax.block_until_ready(problem.solve(space).coeffs)
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    u = problem.solve(space)
+    u = problem.solve(space)  # a Field, or a History for transient problems
     jax.block_until_ready(u.coeffs)
     run = time.perf_counter() - t0
-    errs = task.errors(u)
+    if problem.kind == "transient":
+        # a time history: measured on the space-time grid the networks are measured on; its
+        # functional DOF and PINN loss are not those of one field (reported as -1 / NaN)
+        errs = spacetime_errors(
+            history_function(u), problem.exact, problem.quadrature_space(), task.t_span
+        )
+        dof, loss = -1, float("nan")
+        extra = {"steps": int(u.newton_steps.shape[0]), "newton_max": int(np.max(u.newton_steps))}
+    else:
+        errs = task.errors(u)
+        dof = functional_dof(u, _dof_points(space.q_points)).rank  # on the space's own points
+        loss = float(task.loss(u))
+        extra = {"refinement_steps": float(u.stats[1]), "newton_steps": int(u.info.newton_steps)}
     reached = {f"{t:.0e}": run for t in TARGETS if errs["L2"] <= t}
     return Result(
         problem.name,
@@ -105,17 +117,37 @@ def run_nmm(problem: Problem, cells: int, degree: int, seed: int, task) -> Resul
         f"cells={cells},p={degree}",
         seed,
         space.n_dofs,
-        functional_dof(u, _dof_points(space.q_points)).rank,  # on the space's own points
+        dof,
         errs["L2"],
         errs["H1"],
         errs["max"],
         max(first - run, 0.0),
         run,
-        float(task.loss(u)),
+        loss,
         reached,
         {},
-        {"refinement_steps": float(u.stats[1])},
+        extra,
     )
+
+
+def history_function(history):
+    """An ``nmm.History`` as a vectorised ``u(x, t)`` (with its x-gradient) at its saved times
+    (no interpolation in time: other times are refused)."""
+    times = np.asarray(history.times)
+
+    def index(t):
+        i = int(np.argmin(np.abs(times - t)))
+        if abs(times[i] - t) > 1e-9 * max(1.0, abs(t)):
+            raise ValueError(f"the history holds no state at t = {t} (saved: {times.tolist()})")
+        return i
+
+    def value(x, t):
+        return np.asarray(history.field(index(t))(jnp.asarray(x)))
+
+    def grad(x, t):
+        return np.asarray(history.field(index(t)).grad(jnp.asarray(x))).reshape(len(x), -1)
+
+    return vectorised(value, grad)
 
 
 def _trained(model, task, settings: Settings, lr, progress):
@@ -160,6 +192,11 @@ def run_trained(
     (``size = (width, depth)``, default the settings'), all trained on the shared task."""
     space, task = shared
     lr = settings.learning_rate
+    if method == "nmm-adam" and problem.kind == "transient":
+        raise ValueError(
+            f"nmm-adam trains one field on the functional; {problem.name} is time-dependent "
+            "(the NMM steps it in time): leave nmm-adam out for it"
+        )
     if method == "nmm-adam":
         start = nmm.Field(space, jnp.zeros(space.n_dofs), jnp.zeros(3))
         model, hist, errs = _trained(start, task, settings, lr, progress)
@@ -181,7 +218,7 @@ def run_trained(
             hist.to_json(),
         )
     width, depth = size if size is not None else (settings.width, settings.depth)
-    net = _network(method, problem.dim, width, depth, jr.PRNGKey(seed))
+    net = _network(method, task.dim, width, depth, jr.PRNGKey(seed))  # dim + 1 in space-time
     if method == "mlp-siren":
         lr = settings.siren_learning_rate
     net, hist, errs = _trained(net, task, settings, lr, progress)

@@ -27,7 +27,7 @@ from . import deep_manifold as dm
 from . import problems as registry
 from .methods import METHODS, Result, Settings, run
 
-SUITES = ("quick", "full")
+SUITES = ("quick", "full", "nonlinear")
 
 
 class ConfigError(ValueError):
@@ -58,6 +58,8 @@ class Suite:
                     if method == "nmm":
                         sizes = self.nmm_sizes_for(prob)
                     elif method == "nmm-adam":
+                        if prob.kind == "transient":
+                            continue  # a time history is stepped, not one field trained
                         sizes = [prob.quadrature]
                     else:
                         sizes = self.mlp_sizes
@@ -228,6 +230,10 @@ def parse_config(raw: dict, where: str = "config") -> Suite:
                 ),
                 "depths": lambda k, v: _list(
                     where, k, v, "depth", None, lambda ki, d: _integer(where, ki, d)
+                ),
+                "orders": lambda k, v: _list(
+                    where, k, v, "order", list(registry.NONLINEAR_ORDERS),
+                    lambda ki, d: _integer(where, ki, d),
                 ),
             },
         )
