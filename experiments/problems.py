@@ -127,9 +127,7 @@ class Problem:
             return nmm.fit(space, self.exact)
         if self.kind == "transient":
             t_span, u0, dt, method, every = self.transient
-            return nmm.integrate(
-                space, self.poisson, u0, t_span, dt, method=method, save_every=every
-            )
+            return nmm.integrate(space, self.poisson, u0, t_span, dt, method=method, save_every=every)
         return nmm.solve(space, self.poisson)
 
 

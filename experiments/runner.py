@@ -232,7 +232,11 @@ def parse_config(raw: dict, where: str = "config") -> Suite:
                     where, k, v, "depth", None, lambda ki, d: _integer(where, ki, d)
                 ),
                 "orders": lambda k, v: _list(
-                    where, k, v, "order", list(registry.NONLINEAR_ORDERS),
+                    where,
+                    k,
+                    v,
+                    "order",
+                    list(registry.NONLINEAR_ORDERS),
                     lambda ki, d: _integer(where, ki, d),
                 ),
             },

@@ -47,7 +47,7 @@ def test_tiny_suite_end_to_end_and_resume(tmp_path):
 
 
 def test_embedded_configs_parse():
-    for suite in ("quick", "full"):
+    for suite in ("quick", "full", "nonlinear"):
         s = load_config(suite)
         assert s.problems and list(s.cases())
 
