@@ -27,6 +27,12 @@ class NeoHookean(Form):
         body_force: b(x) ``(2,)`` in the reference configuration, or None.
         dirichlet, neumann, ...: as in :class:`Elasticity`; a Neumann traction is a dead load
             (per unit reference length).
+
+    Newton from u = 0 with non-zero Dirichlet data and Nitsche's method may fail: the Nitsche
+    terms' second derivative times (0 − g) makes the first tangent indefinite, its step inverts
+    elements (J <= 0) and the line search stalls (measured on a unit square, homogeneous strain
+    0.1). Start from the linear :class:`Elasticity` solution with the same data
+    (``nmm.solve(V, neo, x0=nmm.solve(V, lin).coeffs)``: 1–3 steps) or use ``bc="penalty"``.
     """
 
     E: Any = 1.0
