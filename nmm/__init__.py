@@ -52,6 +52,7 @@ from .nonlinear import Newton as Newton  # noqa: E402
 from .space import ManifoldSpace as ManifoldSpace  # noqa: E402
 from .transient import History as History  # noqa: E402
 from .transient import integrate as integrate  # noqa: E402
+from .transient import integrate_adaptive as integrate_adaptive  # noqa: E402
 
 __all__ = [
     "Domain",
@@ -86,6 +87,7 @@ __all__ = [
     "fit",
     "solve",
     "integrate",
+    "integrate_adaptive",
     "History",
     "continuation",
     "Branch",

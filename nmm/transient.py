@@ -430,4 +430,112 @@ def integrate(
     return settle(History(space, ts, xs, vs, nsteps, code, fixed))
 
 
-__all__ = ["integrate", "History", "METHODS", "fixed_tangent"]
+# ------------------------------------------------------------------------------ adaptive steps
+
+
+@eqx.filter_jit
+def _pair(space, form, bd, x, t, dt, solver, opts):
+    """One Crank–Nicolson and one backward Euler step from (x, t): the CN state, the error
+    estimate |y_CN − y_BE|_M (the M-norm: the frame's null coefficients do not count), the
+    worst result code and the Newton steps."""
+    M = _mass(space)
+    kern = bind(form, t, space.components, space.dim, space.q_points.dtype)
+    Rx = _assemble(space, kern, bd, x, matrix=False)
+    Mx = M.mv(x)
+    t1 = t + dt
+    y_cn, c1, s1 = _root((form, Mx / dt - 0.5 * Rx, 1 / dt, 0.5, t1), space, bd, M, x, solver, opts)
+    y_be, c2, s2 = _root((form, Mx / dt, 1 / dt, 1.0, t1), space, bd, M, x, solver, opts)
+    d = y_cn - y_be
+    err = jnp.sqrt(jnp.abs(d @ M.mv(d)))
+    size = jnp.sqrt(jnp.abs(y_cn @ M.mv(y_cn)))
+    return y_cn, err, size, worst(c1, c2), s1 + s2
+
+
+def integrate_adaptive(
+    space,
+    form: Form,
+    u0,
+    t_span,
+    dt0,
+    *,
+    rtol: float = 1e-4,
+    atol: float = 1e-8,
+    dt_min: float | None = None,
+    max_steps: int = 100_000,
+    solver=None,
+    newton: Newton | None = None,
+) -> History:
+    """Integrate M u' + R(u, t) = 0 with an adaptive step (host-driven loop of jitted steps;
+    for nonlinear forms, where the matrix changes anyway).
+
+    Each step takes Crank–Nicolson (kept) and backward Euler from the same state; their
+    difference in the M-norm estimates backward Euler's local error, O(Δt²), so the kept
+    second-order state is conservatively controlled. A step is accepted when the estimate is at
+    most ``atol + rtol |u|_M``; the next step is Δt · clip(0.9 (tol/err)^{1/2}, 0.2, 2), and never
+    past t1. Every accepted state is kept (``History.times`` are the accepted times). A step size
+    below ``dt_min`` (default 1e-12 of the interval) or a failed Newton at every retry raises.
+
+    Not differentiated (a host loop); use :func:`integrate` for gradients through a history.
+    """
+    _check_space(space)
+    _check_form(space, form)
+    try:
+        t0, t1 = (float(v) for v in t_span)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"t_span must be a pair (t0, t1) of numbers, got {t_span!r}") from err
+    if not (math.isfinite(t0) and math.isfinite(t1) and t1 > t0):
+        raise ValueError(f"t_span must be finite with t1 > t0, got {t_span!r}")
+    if isinstance(dt0, bool) or not isinstance(dt0, int | float) or not (math.isfinite(dt0) and dt0 > 0):
+        raise ValueError(f"dt0 must be a positive finite number, got {dt0!r}")
+    for name, v in (("rtol", rtol), ("atol", atol)):
+        if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+            raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+    if rtol == 0 and atol == 0:
+        raise ValueError("rtol and atol are both zero: no step would be accepted")
+    dt_min = 1e-12 * (t1 - t0) if dt_min is None else float(dt_min)
+    opts = Newton() if newton is None else newton
+    solver = as_solver(solver)
+    form.check_data(jnp.asarray(t0))
+    bd = boundary_data(space, form, check=False)
+    x = _initial(space, u0, "u0")
+    t, dt = t0, min(float(dt0), t1 - t0)
+    xs, ts, steps, code = [x], [t0], [], 0
+    while t < t1 - 1e-14 * (t1 - t0):
+        if len(steps) >= max_steps:
+            raise RuntimeError(f"integrate_adaptive: max_steps={max_steps} reached at t={t:.6g}")
+        dt = min(dt, t1 - t)
+        y, err, size, c, s = _pair(space, form, bd, x, jnp.asarray(t), jnp.asarray(dt), solver, opts)
+        tol = atol + rtol * float(size)
+        err = float(err)
+        if RESULTS.failed(int(c)) or not math.isfinite(err) or err > tol:
+            dt *= (
+                0.2
+                if (RESULTS.failed(int(c)) or not math.isfinite(err))
+                else max(0.2, 0.9 * math.sqrt(tol / err))
+            )
+            if dt < dt_min:
+                raise RuntimeError(
+                    f"integrate_adaptive: the step fell below dt_min={dt_min:.3g} at t={t:.6g} "
+                    f"(last result: {RESULTS.message(int(c)) or 'error estimate above tolerance'})"
+                )
+            continue
+        t += dt
+        x = y
+        xs.append(x)
+        ts.append(t)
+        steps.append(int(s))
+        dt *= min(2.0, max(0.2, 0.9 * math.sqrt(tol / max(err, 1e-300))))
+    return settle(
+        History(
+            space,
+            jnp.asarray(ts),
+            jnp.stack(xs),
+            None,
+            jnp.asarray(steps, jnp.int32),
+            jnp.asarray(code, jnp.int32),
+            False,
+        )
+    )
+
+
+__all__ = ["integrate", "integrate_adaptive", "History", "METHODS", "fixed_tangent"]
