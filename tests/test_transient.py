@@ -187,3 +187,16 @@ def test_adaptive_steps_follow_the_burgers_front():
         nmm.integrate_adaptive(V, p.poisson, p.transient[1], (0.0, 1.0), -1.0)
     with pytest.raises(ValueError, match="rtol and atol are both zero"):
         nmm.integrate_adaptive(V, p.poisson, p.transient[1], (0.0, 1.0), 1e-3, rtol=0, atol=0)
+
+
+def test_heat_around_a_crack_reaches_the_steady_state():
+    """Insulated crack faces: the temperature jumps across the crack, and the history converges
+    to the steady solve of the same form (backward Euler's fixed point is the steady state)."""
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)], cracks=[[(0.5, 0.2), (0.5, 0.8)]])
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 0.125, offset=(0.03, 0.02)), dom, degree=2)
+    form = nmm.Poisson(f=lambda x, t: 1.0 + 0.0 * t, dirichlet=lambda x, t: x[0] + 0.0 * t)
+    h = integrate(V, form, lambda x: 0.0 * x[0], (0.0, 5.0), 0.25, method="be")
+    steady = nmm.solve(V, nmm.Poisson(f=1.0, dirichlet=lambda x: x[0]))
+    pts = jnp.array([[0.5 - 1e-9, 0.5], [0.5 + 1e-9, 0.5], [0.3, 0.3], [0.8, 0.9]])
+    np.testing.assert_allclose(h.final(pts), steady(pts), atol=1e-9)
+    assert float(steady(pts)[1] - steady(pts)[0]) > 0.05  # a jump across the crack
