@@ -40,9 +40,9 @@ def semi_discrete(space, x0, T):
 @pytest.mark.parametrize(
     "method, order, steps",
     [
-        ("be", 1, (20, 40)),
+        pytest.param("be", 1, (20, 40), marks=pytest.mark.slow),
         ("cn", 2, (20, 40)),
-        ("bdf2", 2, (20, 40)),
+        pytest.param("bdf2", 2, (20, 40), marks=pytest.mark.slow),
         pytest.param("be", 1, (20, 40, 80, 160), marks=pytest.mark.slow),
         pytest.param("cn", 2, (20, 40, 80, 160), marks=pytest.mark.slow),
         pytest.param("bdf2", 2, (20, 40, 80, 160), marks=pytest.mark.slow),
@@ -95,6 +95,7 @@ def allen_cahn_1d(method, n):
     return h.final(jnp.linspace(-0.95, 0.95, 21)[:, None])
 
 
+@pytest.mark.slow  # fast: the adaptive and gradient tests step nonlinear forms by Newton
 def test_nonlinear_steps_use_newton():
     """Allen–Cahn with Neumann boundaries: two second-order methods agree to O(Δt²)."""
     cn, bdf2 = allen_cahn_1d("cn", 40), allen_cahn_1d("bdf2", 40)
@@ -110,6 +111,7 @@ def test_nonlinear_orders(method, order):
     assert np.all(np.abs(rates - order) < 0.15), (e, rates)
 
 
+@pytest.mark.slow  # fast: the nonlinear history's gradient (Newton steps' implicit adjoint)
 def test_gradient_through_history_matches_finite_differences(square):
     x0 = nmm.fit(square, u0).coeffs
     pts = jnp.array([[0.5, 0.5], [0.3, 0.6]])
