@@ -44,7 +44,8 @@ def convergence_orders(history):
     ]
 
 
-@pytest.mark.parametrize("p", [1, pytest.param(2, marks=pytest.mark.slow)])
+# fast: test_nonlinear_forms (NonlinearDiffusion on this domain, quadratic Newton)
+@pytest.mark.parametrize("p", [pytest.param(p, marks=pytest.mark.slow) for p in (1, 2)])
 def test_newton_quadratic_convergence_and_rates(dom2d, p, capsys):
     problem = manufactured()
     hs = [0.4, 0.2, 0.1] if p == 1 else [0.4, 0.2, 0.13]

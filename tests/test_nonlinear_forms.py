@@ -84,7 +84,10 @@ def solved(space, poisson):
     return get
 
 
-@pytest.mark.parametrize("name", list(FORMS))
+# Bratu's manufactured solve runs in the slow suite (fast: its continuation and suite problem)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "bratu" else n for n in FORMS]
+)
 def test_manufactured_solution_newton_quadratic(name, solved, poisson, capsys):
     _, u = solved(name)
     hist = u.info.newton_history()
@@ -193,6 +196,7 @@ def test_neo_hookean_manufactured_large_deformation(plate, capsys):
     assert e["L2"] < 4e-3 and e["H1"] < 2.5e-2, e
 
 
+@pytest.mark.slow  # fast: the large-deformation manufactured solve
 def test_neo_hookean_tangent_at_rest_is_linear_elasticity(plate):
     """At u = 0 (with Dirichlet data zero there: the Nitsche terms' second derivative of the
     stress multiplies u − g) the tangent and the residual are those of Elasticity, λ and μ alike."""

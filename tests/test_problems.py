@@ -115,7 +115,6 @@ FAST_PROBLEMS = {
     "poisson-hole",
     "poisson-lshape",
     "bratu",
-    "nonlinear-9",
 }
 
 

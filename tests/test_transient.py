@@ -191,6 +191,7 @@ def test_adaptive_steps_follow_the_burgers_front():
         nmm.integrate_adaptive(V, p.poisson, p.transient[1], (0.0, 1.0), 1e-3, rtol=0, atol=0)
 
 
+@pytest.mark.slow  # fast: the other integrate tests (a crack is only another space)
 def test_heat_around_a_crack_reaches_the_steady_state():
     """Insulated crack faces: the temperature jumps across the crack, and the history converges
     to the steady solve of the same form (backward Euler's fixed point is the steady state)."""
