@@ -85,7 +85,10 @@ def test_array_of_parameters(setup, kind):
     np.testing.assert_allclose(g @ direction, directional_fd(fn, th, direction), rtol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["linear", pytest.param("nonlinear", marks=pytest.mark.slow)])
+# fast: numbers, arrays and MLPs as data take the same path (a field datum is one more leaf)
+@pytest.mark.parametrize(
+    "kind", [pytest.param(k, marks=pytest.mark.slow) for k in ("linear", "nonlinear")]
+)
 def test_field(setup, kind):
     """The coefficient is an NMM field on another cover of the domain (identification)."""
     V, W, pts = setup

@@ -86,7 +86,8 @@ def solved(space, poisson):
 
 # Bratu's manufactured solve runs in the slow suite (fast: its continuation and suite problem)
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "bratu" else n for n in FORMS]
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in ("bratu", "allen_cahn") else n for n in FORMS],
 )
 def test_manufactured_solution_newton_quadratic(name, solved, poisson, capsys):
     _, u = solved(name)

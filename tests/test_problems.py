@@ -132,7 +132,8 @@ def test_nmm_solves_every_problem(name):
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=pytest.mark.slow) for n in ("heat", "allen-cahn")] + ["burgers"],
+    # fast: test_transient's adaptive Burgers run, against Cole–Hopf as well
+    [pytest.param(n, marks=pytest.mark.slow) for n in ("heat", "allen-cahn", "burgers")],
 )
 def test_nmm_steps_every_time_dependent_problem(name):
     """Burgers against Cole–Hopf within 1e-4 over space-time (the classic PINN test)."""

@@ -37,16 +37,12 @@ def semi_discrete(space, x0, T):
     return Q @ (Z @ (np.exp(-lam * T) * (Z.T @ Mr @ xr)))
 
 
+# the orders in the slow suite (make test-all); the fast suite steps heat in the factor-once and
+# Newmark tests
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "method, order, steps",
-    [
-        pytest.param("be", 1, (20, 40), marks=pytest.mark.slow),
-        ("cn", 2, (20, 40)),
-        pytest.param("bdf2", 2, (20, 40), marks=pytest.mark.slow),
-        pytest.param("be", 1, (20, 40, 80, 160), marks=pytest.mark.slow),
-        pytest.param("cn", 2, (20, 40, 80, 160), marks=pytest.mark.slow),
-        pytest.param("bdf2", 2, (20, 40, 80, 160), marks=pytest.mark.slow),
-    ],
+    [("be", 1, (20, 40, 80, 160)), ("cn", 2, (20, 40, 80, 160)), ("bdf2", 2, (20, 40, 80, 160))],
 )
 def test_heat_orders(square, method, order, steps):
     x0 = nmm.fit(square, u0).coeffs
