@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(PY) -m nmm.demo --out results/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 3 --dist worksteal --durations=15
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=15
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist worksteal -m ''
