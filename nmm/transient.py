@@ -89,13 +89,19 @@ class History(eqx.Module):
 # ------------------------------------------------------------------------------ checks
 
 
-def _check_time(t_span, dt):
+def check_t_span(t_span) -> tuple[float, float]:
+    """``(t0, t1)`` as floats, finite with t1 > t0, or a clear error naming ``t_span``."""
     try:
         t0, t1 = (float(v) for v in t_span)
     except (TypeError, ValueError) as err:
         raise TypeError(f"t_span must be a pair (t0, t1) of numbers, got {t_span!r}") from err
     if not (math.isfinite(t0) and math.isfinite(t1) and t1 > t0):
         raise ValueError(f"t_span must be finite with t1 > t0, got {t_span!r}")
+    return t0, t1
+
+
+def _check_time(t_span, dt):
+    t0, t1 = check_t_span(t_span)
     if isinstance(dt, bool) or not isinstance(dt, int | float | np.floating | np.integer):
         raise TypeError(f"dt must be a number, got {type(dt).__name__}")
     if not (math.isfinite(dt) and dt > 0):
@@ -479,12 +485,7 @@ def integrate_adaptive(
     """
     _check_space(space)
     _check_form(space, form)
-    try:
-        t0, t1 = (float(v) for v in t_span)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"t_span must be a pair (t0, t1) of numbers, got {t_span!r}") from err
-    if not (math.isfinite(t0) and math.isfinite(t1) and t1 > t0):
-        raise ValueError(f"t_span must be finite with t1 > t0, got {t_span!r}")
+    t0, t1 = check_t_span(t_span)
     if isinstance(dt0, bool) or not isinstance(dt0, int | float) or not (math.isfinite(dt0) and dt0 > 0):
         raise ValueError(f"dt0 must be a positive finite number, got {dt0!r}")
     for name, v in (("rtol", rtol), ("atol", atol)):
@@ -538,4 +539,4 @@ def integrate_adaptive(
     )
 
 
-__all__ = ["integrate", "integrate_adaptive", "History", "METHODS", "fixed_tangent"]
+__all__ = ["integrate", "integrate_adaptive", "History", "METHODS", "fixed_tangent", "check_t_span"]

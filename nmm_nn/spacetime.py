@@ -46,7 +46,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from collections.abc import Callable
 
 import equinox as eqx
@@ -58,6 +57,7 @@ import nmm
 from nmm.forms.boundary import dirichlet_conditions, masks, neumann_conditions
 from nmm.forms.data import value
 from nmm.kernels import volume_function
+from nmm.transient import check_t_span
 
 from .mlp import MLP
 from .task import _array_bytes, _describe, _strong
@@ -156,16 +156,6 @@ def _on_grid(fn, grad_fn, x, times, name: str, want_grad: bool = True):
 # ------------------------------------------------------------------------------ grids and checks
 
 
-def _check_t_span(t_span) -> tuple[float, float]:
-    try:
-        t0, t1 = (float(v) for v in t_span)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"t_span must be a pair (t0, t1) of numbers, got {t_span!r}") from err
-    if not (math.isfinite(t0) and math.isfinite(t1) and t1 > t0):
-        raise ValueError(f"t_span must be finite with t1 > t0, got {t_span!r}")
-    return t0, t1
-
-
 def _check_times(times, t_span: tuple[float, float], name: str) -> np.ndarray:
     t0, t1 = t_span
     if times is None:
@@ -213,7 +203,7 @@ def error_grid(space, t_span, times=None, *, _name: str = "times") -> dict[str, 
     an int n: n uniform times, n = 1 meaning t1 alone) and ``wt (Nt,)`` their trapezoid weights."""
     if not isinstance(space, nmm.ManifoldSpace):
         raise TypeError(f"space must be an nmm.ManifoldSpace, got {type(space).__name__}")
-    span = _check_t_span(t_span)
+    span = check_t_span(t_span)
     t = _check_times(times, span, _name)
     x, wx = _volume_points(space)
     return {"x": x, "wx": wx, "t": t, "wt": _trapezoid_weights(t)}
@@ -358,7 +348,7 @@ class SpaceTimeTask(eqx.Module):
                 f"SpaceTimeTask supports scalar forms and spaces (components = 1), got {name} with "
                 f"{form.components} and a space with {space.components}"
             )
-        span = _check_t_span(t_span)
+        span = check_t_span(t_span)
         if (
             isinstance(time_points, bool)
             or not isinstance(time_points, int | np.integer)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_newton import convergence_orders  # noqa: E402  (the tests directory is on the path)
 
 import nmm
 
@@ -36,17 +37,6 @@ def manufactured(make):
     f = nmm.manufactured_source(base, exact)
     flux = lambda x, n: jnp.dot(base.residual(x, exact(x), jax.grad(exact)(x), None)[1], n)  # noqa: E731
     return make(f=f, dirichlet=exact, crack_neumann=flux)
-
-
-def convergence_orders(history):
-    """As in test_newton: q_k = log(r_{k+1}/r_k) / log(r_k/r_{k-1}) (2 for quadratic convergence)
-    once the residual has fallen below 1 % of its start. A round-off floor can only lower q."""
-    r = np.asarray(history)
-    return [
-        np.log(r[k + 1] / r[k]) / np.log(r[k] / r[k - 1])
-        for k in range(1, len(r) - 1)
-        if r[k] < 1e-2 * r[0] and r[k] < r[k - 1]
-    ]
 
 
 def space_on(dom, h, p):

@@ -8,13 +8,13 @@ rejects such steps.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
 from .base import Form
-from .data import check, is_concrete_number, value
+from .data import value
 from .elasticity import Elasticity
 
 
@@ -41,19 +41,14 @@ class NeoHookean(Form):
 
     components = 2
     data_fields = ("E", "nu", "body_force")
+    plane: ClassVar[str] = "strain"  # for Elasticity's checks and Lamé constants
 
+    # the data, their checks and the Lamé constants are Elasticity's (plane strain)
     def __check_init__(self):
-        check(self.E, "E", allow_none=False)
-        check(self.nu, "nu", allow_none=False)
-        check(self.body_force, "body_force")
-        if is_concrete_number(self.E) and self.E <= 0:
-            raise ValueError(f"E must be positive, got {self.E!r}")
-        if is_concrete_number(self.nu) and not -1 < self.nu < 0.5:
-            raise ValueError(f"nu must be in (-1, 0.5), got {self.nu!r}")
+        Elasticity.__check_init__(self)
 
-    def lame(self, x, params):
-        E, nu = value(self.E, x, params), value(self.nu, x, params)
-        return E * nu / ((1 + nu) * (1 - 2 * nu)), E / (2 * (1 + nu))
+    lame = Elasticity.lame
+    admissible = Elasticity.admissible
 
     def strain_energy(self, x, du, params):
         lam, mu = self.lame(x, params)
@@ -67,10 +62,6 @@ class NeoHookean(Form):
         if self.body_force is not None:
             w = w - value(self.body_force, x, params) @ u
         return w
-
-    def admissible(self, x, params):
-        E, nu = value(self.E, x, params), value(self.nu, x, params)
-        return (E > 0) & (nu > -1) & (nu < 0.5)
 
     def null_modes(self, dim: int):
         return Elasticity.null_modes(self, dim)
