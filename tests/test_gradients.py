@@ -63,7 +63,10 @@ def directional_fd(fn, theta, direction, h=1e-5):
     return (fn(theta + h * direction) - fn(theta - h * direction)) / (2 * h)
 
 
-@pytest.mark.parametrize("kind", ["linear", pytest.param("nonlinear", marks=pytest.mark.slow)])
+# fast: a number as an array leaf takes the arrays' path (test_array_of_parameters) and a closure's
+@pytest.mark.parametrize(
+    "kind", [pytest.param(k, marks=pytest.mark.slow) for k in ("linear", "nonlinear")]
+)
 def test_number(setup, kind):
     V, _, pts = setup
     fn = lambda k: objective(V, pts, kind, k)  # noqa: E731

@@ -103,6 +103,7 @@ def test_frozen_jacobian_converges_linearly():
     np.testing.assert_allclose(chord(pts), full(pts), rtol=1e-8)
 
 
+@pytest.mark.slow  # fast: test_continuation.py::test_no_solution_above_the_fold_says_so (nmm.Bratu)
 def test_newton_without_solution_reports_and_returns_no_nan():
     """Bratu −Δu = λ eᵘ on the unit square has no solution for λ > λ* ≈ 6.81."""
 

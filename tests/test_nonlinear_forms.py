@@ -201,6 +201,29 @@ def test_neo_hookean_tangent_at_rest_is_linear_elasticity(plate):
     np.testing.assert_allclose(Rn, Re, rtol=0, atol=1e-12 * float(jnp.abs(Re).max()))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("p", [1, 2])
+def test_neo_hookean_h_rates_large_deformation(p, capsys):
+    """The plate with a hole at J in [0.62, 1.24]: the rates of the linear problem's spaces."""
+    dom, hs = plate_with_hole(), [0.25, 0.125, 0.0625]
+    problem = nmm.NeoHookean(E=E, nu=NU, **hyperelastic_data())
+    l2, h1, steps = [], [], []
+    for h in hs:
+        cover = nmm.MathCover.triangles(dom, h, offset=(0.07, 0.03))
+        u = nmm.solve(nmm.ManifoldSpace(cover, dom, degree=p, components=2), problem)
+        assert int(u.info.result) == 0
+        e = nmm.errors(u, displacement)
+        l2.append(e["L2"])
+        h1.append(e["H1"])
+        steps.append(int(u.info.newton_steps))
+    rate = lambda err: np.diff(np.log(err)) / np.diff(np.log(hs))  # noqa: E731
+    with capsys.disabled():
+        print(f"\nNeoHookean p = {p}: L2 {l2} rates {rate(l2)}, H1 {h1} rates {rate(h1)}, "
+              f"Newton steps {steps}")
+    assert abs(rate(l2)[-1] - (p + 2)) < 0.3, (l2, rate(l2))
+    assert abs(rate(h1)[-1] - (p + 1)) < 0.3, (h1, rate(h1))
+
+
 # ------------------------------------------------------------------------ bad input
 
 

@@ -1,6 +1,11 @@
 """Every Python code block of the README runs as written, in order, in one namespace (in a
-temporary directory: the blocks write files)."""
+temporary directory: the blocks write files).
 
+The blocks are split into independent chains (a block joins the chain of every earlier block that
+defines a name it uses; imports are run first in every chain and link nothing), one test each, so
+that the test workers share them."""
+
+import ast
 import re
 from pathlib import Path
 
@@ -13,16 +18,66 @@ def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
+def _names(tree: ast.AST) -> tuple[set[str], set[str], list[ast.stmt]]:
+    """(names the block defines, names it uses but does not define, its import statements)."""
+    stored, loaded, imports = set(), set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else stored).add(node.id)
+        elif isinstance(node, ast.arg):
+            stored.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            stored.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            imports.append(node)
+            stored.update((a.asname or a.name).split(".")[0] for a in node.names)
+    imported = {(a.asname or a.name).split(".")[0] for i in imports for a in i.names}
+    return stored - imported, loaded - stored, imports
+
+
+def chains() -> tuple[str, dict[int, list[int]]]:
+    """(the README's import statements as one source, chain id -> its block numbers in order)."""
+    blocks = [ast.parse(b) for b in python_blocks()]
+    parent = list(range(len(blocks)))
+
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    definer: dict[str, int] = {}
+    imports: list[ast.stmt] = []
+    for i, tree in enumerate(blocks):
+        defined, free, imps = _names(tree)
+        imports += imps
+        for name in free & definer.keys():
+            parent[root(definer[name])] = root(i)
+        definer.update(dict.fromkeys(defined, i))
+    groups: dict[int, list[int]] = {}
+    for i in range(len(blocks)):
+        groups.setdefault(root(i), []).append(i)
+    prelude = "\n".join(ast.unparse(s) for s in imports)
+    return prelude, {g[0]: g for g in groups.values()}
+
+
+PRELUDE, CHAINS = chains()
+
+
 def test_readme_has_python_blocks():
     assert len(python_blocks()) >= 6
+    assert len(CHAINS) >= 2  # the split found independent chains
 
 
-def test_readme_blocks_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("first", sorted(CHAINS), ids=lambda i: f"chain{i}")
+def test_readme_blocks_run(first, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    blocks = python_blocks()
     namespace: dict = {"__name__": "readme"}
-    for i, block in enumerate(python_blocks()):
+    exec(compile(PRELUDE, "README.md imports", "exec"), namespace)
+    for i in CHAINS[first]:
         try:
-            exec(compile(block, f"README.md python block {i}", "exec"), namespace)
+            exec(compile(blocks[i], f"README.md python block {i}", "exec"), namespace)
         except Exception as err:  # noqa: BLE001 - name the block that failed
-            pytest.fail(f"README python block {i} failed: {type(err).__name__}: {err}\n{block}")
-    assert (tmp_path / "u.vtu").exists() and (tmp_path / "plate.vtu").exists()
+            pytest.fail(f"README python block {i} failed: {type(err).__name__}: {err}\n{blocks[i]}")
+        for written in re.findall(r"\"([\w.]+\.vtu)\"", blocks[i]):
+            assert (tmp_path / written).exists(), written
