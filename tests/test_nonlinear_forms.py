@@ -218,8 +218,10 @@ def test_neo_hookean_h_rates_large_deformation(p, capsys):
         steps.append(int(u.info.newton_steps))
     rate = lambda err: np.diff(np.log(err)) / np.diff(np.log(hs))  # noqa: E731
     with capsys.disabled():
-        print(f"\nNeoHookean p = {p}: L2 {l2} rates {rate(l2)}, H1 {h1} rates {rate(h1)}, "
-              f"Newton steps {steps}")
+        print(
+            f"\nNeoHookean p = {p}: L2 {l2} rates {rate(l2)}, H1 {h1} rates {rate(h1)}, "
+            f"Newton steps {steps}"
+        )
     assert abs(rate(l2)[-1] - (p + 2)) < 0.3, (l2, rate(l2))
     assert abs(rate(h1)[-1] - (p + 1)) < 0.3, (h1, rate(h1))
 
