@@ -75,6 +75,20 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         parse_config({**TINY, "train": {"stepz": 3}})
 
 
+def test_filtered_run_skips_the_deep_manifold_experiments(tmp_path, capsys):
+    """--problem/--method run cases; the suite's experiments (minutes) are left to the full run."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        'name = "f"\nproblems = ["poly-2"]\nmethods = ["nmm"]\n[nmm.sizes]\n"poly-2" = [[1, 2]]\n'
+        '[deep_manifold]\nexperiments = ["capacity"]\nsteps = 100\nstage = 50\n'
+    )
+    argv = ["run", "--config", str(cfg), "--out", str(tmp_path / "o"), "--no-progress"]
+    assert main([*argv, "--problem", "poly-2"]) == 0
+    assert "Deep Manifold experiments skipped" in capsys.readouterr().out
+    assert not any((tmp_path / "o" / "claims").glob("*")), "an experiment ran"
+    assert len(list((tmp_path / "o" / "cases").glob("*.json"))) == 1
+
+
 @pytest.mark.slow  # `make run` runs them; fast: test_tiny_suite_end_to_end_and_resume
 def test_deep_manifold_experiments_produce_figures_and_verdicts(tmp_path):
     from experiments.runner import run_claims
