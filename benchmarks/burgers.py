@@ -119,7 +119,10 @@ def main():
         rows.append(run_pinn(prob, args.steps))
         print(rows[-1], flush=True)
     rows.append({"method": "PINNacle best (published, Hao et al. 2023)", "L2_grid": PINNACLE_BEST})
-    print("\n| method | unknowns / params | rel. L2 (256x101 grid) | rel. L2 (suite grid) | compile s | run s |")
+    print(
+        "\n| method | unknowns / params | rel. L2 (256x101 grid) | rel. L2 (suite grid) "
+        "| compile s | run s |"
+    )
     print("|---|---|---|---|---|---|")
     for r in rows:
         cols = [

@@ -100,12 +100,18 @@ def check_t_span(t_span) -> tuple[float, float]:
     return t0, t1
 
 
+def _check_step(dt, name: str) -> float:
+    """A step size: a positive finite number, or a clear error naming ``name``."""
+    if isinstance(dt, bool) or not isinstance(dt, int | float | np.floating | np.integer):
+        raise TypeError(f"{name} must be a number, got {type(dt).__name__}")
+    if not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {dt!r}")
+    return float(dt)
+
+
 def _check_time(t_span, dt):
     t0, t1 = check_t_span(t_span)
-    if isinstance(dt, bool) or not isinstance(dt, int | float | np.floating | np.integer):
-        raise TypeError(f"dt must be a number, got {type(dt).__name__}")
-    if not (math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a positive finite number, got {dt!r}")
+    _check_step(dt, "dt")
     steps = round((t1 - t0) / dt)
     if steps < 1 or abs(steps * dt - (t1 - t0)) > 1e-9 * (t1 - t0):
         raise ValueError(
@@ -440,11 +446,10 @@ def integrate(
 
 
 @eqx.filter_jit
-def _pair(space, form, bd, x, t, dt, solver, opts):
+def _pair(space, form, bd, M, x, t, dt, solver, opts):
     """One Crank–Nicolson and one backward Euler step from (x, t): the CN state, the error
     estimate |y_CN − y_BE|_M (the M-norm: the frame's null coefficients do not count), the
-    worst result code and the Newton steps."""
-    M = _mass(space)
+    worst result code and the Newton steps. ``M``: the mass matrix, assembled once."""
     kern = bind(form, t, space.components, space.dim, space.q_points.dtype)
     Rx = _assemble(space, kern, bd, x, matrix=False)
     Mx = M.mv(x)
@@ -486,8 +491,7 @@ def integrate_adaptive(
     _check_space(space)
     _check_form(space, form)
     t0, t1 = check_t_span(t_span)
-    if isinstance(dt0, bool) or not isinstance(dt0, int | float) or not (math.isfinite(dt0) and dt0 > 0):
-        raise ValueError(f"dt0 must be a positive finite number, got {dt0!r}")
+    dt0 = _check_step(dt0, "dt0")
     for name, v in (("rtol", rtol), ("atol", atol)):
         if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
             raise ValueError(f"{name} must be a number >= 0, got {v!r}")
@@ -499,25 +503,22 @@ def integrate_adaptive(
     form.check_data(jnp.asarray(t0))
     bd = boundary_data(space, form, check=False)
     x = _initial(space, u0, "u0")
-    t, dt = t0, min(float(dt0), t1 - t0)
-    xs, ts, steps, code = [x], [t0], [], 0
+    M = eqx.filter_jit(_mass)(space)
+    t, dt = t0, min(dt0, t1 - t0)
+    xs, ts, steps = [x], [t0], []
     while t < t1 - 1e-14 * (t1 - t0):
         if len(steps) >= max_steps:
             raise RuntimeError(f"integrate_adaptive: max_steps={max_steps} reached at t={t:.6g}")
         dt = min(dt, t1 - t)
-        y, err, size, c, s = _pair(space, form, bd, x, jnp.asarray(t), jnp.asarray(dt), solver, opts)
-        tol = atol + rtol * float(size)
-        err = float(err)
-        if RESULTS.failed(int(c)) or not math.isfinite(err) or err > tol:
-            dt *= (
-                0.2
-                if (RESULTS.failed(int(c)) or not math.isfinite(err))
-                else max(0.2, 0.9 * math.sqrt(tol / err))
-            )
+        y, err, size, c, s = _pair(space, form, bd, M, x, jnp.asarray(t), jnp.asarray(dt), solver, opts)
+        tol, err, c = atol + rtol * float(size), float(err), int(c)
+        failed = RESULTS.failed(c) or not math.isfinite(err)
+        if failed or err > tol:
+            dt *= 0.2 if failed else max(0.2, 0.9 * math.sqrt(tol / err))
             if dt < dt_min:
                 raise RuntimeError(
                     f"integrate_adaptive: the step fell below dt_min={dt_min:.3g} at t={t:.6g} "
-                    f"(last result: {RESULTS.message(int(c)) or 'error estimate above tolerance'})"
+                    f"(last result: {RESULTS.message(c) or 'error estimate above tolerance'})"
                 )
             continue
         t += dt
@@ -533,7 +534,7 @@ def integrate_adaptive(
             jnp.stack(xs),
             None,
             jnp.asarray(steps, jnp.int32),
-            jnp.asarray(code, jnp.int32),
+            jnp.asarray(RESULTS.successful, jnp.int32),  # a failure raises above
             False,
         )
     )

@@ -29,10 +29,9 @@ def _names(tree: ast.AST) -> tuple[set[str], set[str], list[ast.stmt]]:
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             stored.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            imports.append(node)
-            stored.update((a.asname or a.name).split(".")[0] for a in node.names)
+            imports.append(node)  # run first in every chain: defines nothing to link
     imported = {(a.asname or a.name).split(".")[0] for i in imports for a in i.names}
-    return stored - imported, loaded - stored, imports
+    return stored, loaded - stored - imported, imports
 
 
 def chains() -> tuple[str, dict[int, list[int]]]:
