@@ -12,6 +12,7 @@ import jax
 if os.environ.get("NMM_KEEP_X64", "1") != "0":
     jax.config.update("jax_enable_x64", True)
 
+from . import inverse as inverse  # noqa: E402
 from . import io as io  # noqa: E402
 from . import linalg as linalg  # noqa: E402
 from .checks import LargeProblemWarning as LargeProblemWarning  # noqa: E402
@@ -95,5 +96,6 @@ __all__ = [
     "assemble",
     "errors",
     "io",
+    "inverse",
     "linalg",
 ]

@@ -82,6 +82,11 @@ class Field(eqx.Module):
             raise TypeError(f"space must be an nmm.ManifoldSpace, got {type(space).__name__}")
         self.space = space
         self.coeffs = jnp.asarray(coeffs)
+        if self.coeffs.ndim == 0 or self.coeffs.shape[-1] != space.n_dofs:
+            raise ValueError(
+                f"coeffs must have shape ({space.n_dofs},) (the space's n_dofs), got "
+                f"{tuple(self.coeffs.shape)}"
+            )
         if info is None:
             info = jnp.array([0.0, 0.0, -1.0])
         self.info = info if isinstance(info, SolveInfo) else SolveInfo.from_stats(info)

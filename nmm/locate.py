@@ -114,11 +114,13 @@ def find(loc: Locator, elem_cell_data, x):
         ok = (x[0] >= loc.starts[e] - tol) & (x[0] <= loc.ends[e] + tol)
         return jnp.where(ok, e, -1)
     nb = jnp.array(loc.n_buckets)
-    ij = jnp.floor((x - loc.lo) / loc.h).astype(jnp.int32)
-    inside_box = jnp.all((ij >= 0) & (ij < nb))
-    ij = jnp.clip(ij, 0, nb - 1)
-    cands = loc.table[ij[1] * nb[0] + ij[0]]
     tol = _TOL * loc.h
+    # the box is closed: a point on its upper edge (x = lo + nb·h, e.g. on the domain's right
+    # or top side) belongs to the last bucket, which lists the elements touching that edge
+    rel = x - loc.lo
+    inside_box = jnp.all((rel >= -tol) & (rel <= nb * loc.h + tol))
+    ij = jnp.clip(jnp.floor(rel / loc.h).astype(jnp.int32), 0, nb - 1)
+    cands = loc.table[ij[1] * nb[0] + ij[0]]
 
     def holds(e):
         ec = jnp.maximum(e, 0)

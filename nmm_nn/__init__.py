@@ -13,6 +13,9 @@ from .cover_solve import CoverSolve as CoverSolve
 from .cover_solve import FunctionalDOF as FunctionalDOF
 from .cover_solve import cover_solve as cover_solve
 from .cover_solve import functional_dof as functional_dof
+from .inverse import InverseTask as InverseTask
+from .inverse import hinv_task as hinv_task
+from .inverse import pinv_task as pinv_task
 from .mlp import MLP as MLP
 from .regions import NetworkCovers as NetworkCovers
 from .regions import covers as covers
@@ -48,4 +51,7 @@ __all__ = [
     "CoverSolve",
     "functional_dof",
     "FunctionalDOF",
+    "InverseTask",
+    "pinv_task",
+    "hinv_task",
 ]

@@ -24,7 +24,11 @@ def value(data, x, params=None, *extra):
     if data is None:
         return jnp.zeros((), x.dtype)
     if isinstance(data, eqx.Module) and callable(data):
-        return jnp.asarray(data(x, *extra))
+        out = jnp.asarray(data(x, *extra))
+        # a Field at one point: its value shape (in 1D, x of shape (1,) also reads as one point
+        # of a vector of points, whose value would keep that axis)
+        shape = getattr(data, "value_shape", None)
+        return out.reshape(shape) if isinstance(shape, tuple) else out
     if callable(data):
         out = data(x, *extra) if params is None else data(x, *extra, params)
         return jnp.asarray(out)
