@@ -3,6 +3,7 @@
     python -m experiments list
     python -m experiments run --suite quick|full|nonlinear [--config FILE] [--problem P] [--method M]
                               [--seeds N] [--out DIR] [--fresh] [--no-progress]
+    python -m experiments inverse [--problem pinv|backward-heat|source] [--out DIR] [--pinn-steps N]
 
 Bad input (an unknown problem, method or key, a config value of the wrong type or range, a
 malformed config, an unwritable output directory, a case file that is corrupted or was computed for
@@ -84,6 +85,27 @@ def _run(args) -> int:
     return 0
 
 
+def _inverse(args) -> int:
+    from . import inverse
+
+    problems = args.problem or list(inverse.CASES)
+    unknown = [p for p in problems if p not in inverse.CASES]
+    if unknown:
+        print(
+            f"error: unknown inverse problem {unknown[0]!r}; known: {', '.join(inverse.CASES)}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.pinn_steps < 0:
+        print(f"error: --pinn-steps must be >= 0, got {args.pinn_steps}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    md = inverse.run(problems, Path(args.out), pinn_steps=args.pinn_steps)
+    print(f"\nreport: {md}  ({time.perf_counter() - t0:.0f} s; {_machine()})\n")
+    print(md.read_text())
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """Command-line errors as one line on stderr, exit status 2 (argparse prints the usage too)."""
 
@@ -106,12 +128,22 @@ def main(argv=None) -> int:
         "--fresh", action="store_true", help="recompute every case instead of resuming from --out"
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    invp = sub.add_parser("inverse", help="the inverse problems (PInv, backward heat, source, ...)")
+    invp.add_argument(
+        "--problem", action="append", help="pinv, backward-heat or source (repeatable; default all)"
+    )
+    invp.add_argument("--out", default="results-inverse", help="output directory")
+    invp.add_argument(
+        "--pinn-steps", type=int, default=5000, help="PInv network's Adam steps (0: NMM only)"
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, or a one-line error (status 2)
         return stop.code if isinstance(stop.code, int) else 2
     if args.command == "list":
         return _list()
+    if args.command == "inverse":
+        return _inverse(args)
     from .runner import ConfigError
 
     try:

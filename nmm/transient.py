@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .assembly import assemble as _assemble
+from .assembly import basis_at
 from .drivers import _check_form, _check_space, boundary_data
 from .field import Field
 from .forms.analysis import zero_outputs
@@ -85,6 +86,43 @@ class History(eqx.Module):
     def final(self) -> Field:
         return self.field(-1)
 
+    def at(self, x, t):
+        """Values at space-time points ``x (m, dim)``, ``t (m,)`` (1D also ``x (m,)``), linear
+        in t between the saved states (exact at saved times; second order in the saving
+        interval, like the integrators). Jit-, vmap- and grad-able; NaN outside the domain or
+        outside [first, last saved time]."""
+        pts, _ = self.final._points(x)
+        t = jnp.asarray(t, dtype=pts.dtype).reshape(-1)
+        if t.shape[0] != pts.shape[0]:
+            raise ValueError(f"t must have one time per point ({pts.shape[0]}), got shape {t.shape}")
+        if self.times.shape[-1] < 2:
+            raise ValueError("History.at needs at least two saved states")
+        return _history_at(self, pts, t)
+
+
+@eqx.filter_jit
+def _history_at(hist: History, pts, t):
+    sp, times = hist.space, hist.times
+    i = jnp.clip(jnp.searchsorted(times, t, side="right") - 1, 0, times.shape[0] - 2)
+    w = (t - times[i]) / (times[i + 1] - times[i])
+    elems = hist.final.elements(pts)
+    e = jnp.maximum(elems, 0)
+    phi, _ = basis_at(sp, e, pts[:, None, :])
+    n, nt = sp.components, sp.n_terms
+    m = pts.shape[0]
+    dofs = sp.elem_dofs[e]
+
+    def value(c):  # (m, L) coefficients at each point's element
+        c = c.reshape(m, -1, n, nt)
+        return jnp.einsum("mvt,mvct->mc", phi[:, 0].reshape(m, -1, nt), c)
+
+    v = (1 - w)[:, None] * value(hist.coeffs[i[:, None], dofs]) + w[:, None] * value(
+        hist.coeffs[i[:, None] + 1, dofs]
+    )
+    ok = (elems >= 0) & (t >= times[0] - 1e-12) & (t <= times[-1] + 1e-12)
+    v = jnp.where(ok[:, None], v, jnp.nan)
+    return v[:, 0] if n == 1 else v
+
 
 # ------------------------------------------------------------------------------ checks
 
@@ -127,7 +165,9 @@ def _initial(space, u0, name: str):
     if u0 is None:
         return jnp.zeros((space.n_dofs,))
     if isinstance(u0, Field):
-        if u0.space is not space:
+        # the same space, also after a pytree round trip (jit, an inversion's rebuild), which
+        # makes a new space object around the same host-side geometry
+        if u0.space is not space and u0.space.host is not space.host:
             raise ValueError(f"{name}: the field lives on another space; project it with nmm.fit")
         return jnp.asarray(u0.coeffs, float)
     if callable(u0):

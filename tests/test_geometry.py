@@ -122,3 +122,14 @@ def test_edge_crack_and_1d_crack():
     # the crack lies in one cell: both of its nodes get two physical covers
     assert np.bincount(t1.cover_node).tolist() == [1, 1, 1, 2, 2, 1, 1, 1]
     assert t1.bnd_crack.sum() == 2
+
+
+def test_points_on_the_right_and_top_sides_are_located():
+    """The domain is closed: points on x = 1 or y = 1 (the bucket grid's upper edge) lie in an
+    element (they were NaN once, and so were coefficients evaluated at Nitsche points there)."""
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.grid(dom, h=0.25), dom, degree=2)
+    u = nmm.fit(V, lambda x: x[0] + 2 * x[1])
+    edge = np.array([[1.0, 1.0], [1.0, 0.3], [0.4, 1.0], [0.0, 0.0]])
+    np.testing.assert_allclose(u(edge), edge[:, 0] + 2 * edge[:, 1], atol=1e-10)
+    assert np.all(np.isnan(u(np.array([[1.0 + 1e-6, 0.5], [0.5, -1e-6]]))))

@@ -49,6 +49,7 @@ def test_array_parameters_recovered_and_discrepancy_stop(noisy):
     assert int(early.steps) <= int(res.steps)
 
 
+@pytest.mark.slow
 def test_lbfgs_reaches_the_gauss_newton_minimum(noisy):
     problem = inv.InverseProblem(solve_linear_k, noisy)
     gn = inv.gauss_newton(problem, jnp.array([2.0, 0.0]))
@@ -71,6 +72,7 @@ class Positive(eqx.Module):
 def _kinds():
     q = nmm.fit(Q, lambda x: 1.2 + 0.1 * x[0])
     net = MLP(1, width=8, depth=2, key=jax.random.PRNGKey(3))
+
     def linear(th):
         return lambda x: th[0] + th[1] * x[0]
 
@@ -85,7 +87,16 @@ def _kinds():
     }
 
 
-@pytest.mark.parametrize("kind", ["number", "array", "field", "mlp"])
+# numbers and arrays are also covered by tests/test_gradients.py (through nmm.solve): slow here
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("number", marks=pytest.mark.slow),
+        pytest.param("array", marks=pytest.mark.slow),
+        "field",
+        "mlp",
+    ],
+)
 def test_gradient_and_jacobian_equal_central_differences(noisy, kind):
     theta, form = _kinds()[kind]
     reg = inv.Tikhonov(1e-3) if kind != "field" else inv.H1(1e-3, beta=1e-3)
@@ -227,3 +238,28 @@ def test_an_iteration_limit_is_reported_not_hidden(noisy):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         inv.gauss_newton(problem, jnp.array([1.0, 0.5]))  # converges: no warning
+
+
+def test_regularisation_chosen_by_discrepancy_and_by_evidence(noisy):
+    """Field k with an L2 prior: the discrepancy principle takes the largest weight that still
+    fits the data to τσ√m; the evidence rule a weight inside the grid; both inversions fit."""
+
+    def forward(q):
+        return nmm.solve(V, nmm.Poisson(k=q, f=1.0, dirichlet=0.0), throw=False)
+
+    def make(alpha):
+        return inv.InverseProblem(forward, noisy, inv.H1(0.0, beta=alpha, mean=1.25))
+
+    q0 = nmm.fit(Q, lambda x: 1.25)
+    alphas = [1e-4, 1e-2, 1.0, 1e2, 1e4]
+    dp = inv.choose_regularisation(make, q0, alphas, rule="discrepancy")
+    fits = [a for a, r in zip(dp.alphas, dp.ratios, strict=True) if r <= 1.1]
+    assert dp.alpha == max(fits) and dp.ratios[dp.alphas.index(dp.alpha)] <= 1.1
+    assert max(dp.ratios) > 1.1  # the largest weights do not fit: the rule had a choice
+    ev = inv.choose_regularisation(make, q0, alphas, rule="evidence")
+    assert np.all(np.isfinite(ev.evidence)) and ev.alpha in alphas
+    assert "<" in ev.table()
+    with pytest.raises(ValueError, match="rule must be one of"):
+        inv.choose_regularisation(make, q0, alphas, rule="gcv")
+    with pytest.raises(ValueError, match="alphas must be positive"):
+        inv.choose_regularisation(make, q0, [0.0, 1.0])

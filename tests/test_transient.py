@@ -199,3 +199,21 @@ def test_heat_around_a_crack_reaches_the_steady_state():
     pts = jnp.array([[0.5 - 1e-9, 0.5], [0.5 + 1e-9, 0.5], [0.3, 0.3], [0.8, 0.9]])
     np.testing.assert_allclose(h.final(pts), steady(pts), atol=1e-9)
     assert float(steady(pts)[1] - steady(pts)[0]) > 0.05  # a jump across the crack
+
+
+def test_history_at_space_time_points(square):
+    """Values at (x, t): the saved states at saved times, linear in t between them, NaN outside
+    the time span; differentiable in the initial state."""
+    h = integrate(square, HEAT, u0, (0.0, 0.1), 0.02, method="cn")
+    x = jnp.array([[0.3, 0.4], [0.7, 0.2], [1.0, 1.0]])
+    for i in (0, 2, 5):
+        np.testing.assert_allclose(
+            h.at(x, jnp.full(3, h.times[i])), h.field(i)(x), rtol=1e-12, atol=1e-14
+        )
+    mid = 0.5 * (h.times[1] + h.times[2])
+    np.testing.assert_allclose(
+        h.at(x, jnp.full(3, mid)), 0.5 * (h.field(1)(x) + h.field(2)(x)), rtol=1e-12
+    )
+    assert np.all(np.isnan(h.at(x, jnp.full(3, 0.2))))
+    with pytest.raises(ValueError, match="t must have one time per point"):
+        h.at(x, jnp.zeros(2))

@@ -19,6 +19,8 @@ from .problem import InverseProblem as InverseProblem
 from .regularisation import H1 as H1
 from .regularisation import Tikhonov as Tikhonov
 from .regularisation import TotalVariation as TotalVariation
+from .select import Choice as Choice
+from .select import choose_regularisation as choose_regularisation
 
 __all__ = [
     "Observations",
@@ -30,6 +32,8 @@ __all__ = [
     "gauss_newton",
     "minimise",
     "laplace",
+    "choose_regularisation",
+    "Choice",
     "log_evidence",
     "Posterior",
     "InversionResult",

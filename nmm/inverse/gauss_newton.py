@@ -188,6 +188,9 @@ def _run(problem: InverseProblem, theta0, opts: _Options):
         status = jnp.where(k >= opts.max_steps, _MAX_STEPS, status)
         status = jnp.where(~accept & (mu > 1e16), _STALLED, status)
         status = jnp.where(accept & small, _CONVERGED, status)
+        # nothing left to gain: the model's predicted decrease (the Gauss–Newton decrement) is
+        # at the objective's round-off, where a rejected step is noise, not a stall
+        status = jnp.where(predicted <= opts.rtol * jnp.abs(s["f"]), _CONVERGED, status)
         if opts.discrepancy:
             status = jnp.where(accept & (r @ r <= opts.tau**2 * m), _DISCREPANCY, status)
         del scale

@@ -17,8 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtri
 
+from ..field import Field
 from .gauss_newton import _linearise
-from .parameters import as_arrays, split
+from .parameters import _is_field, as_arrays, split
 from .problem import InverseProblem
 
 
@@ -88,13 +89,18 @@ def _posterior(problem, theta):
 def laplace(problem: InverseProblem, theta) -> Posterior:
     """The Laplace (Gauss–Newton) approximation of the posterior at ``theta`` (a MAP point, e.g.
     ``gauss_newton(...).theta``). Warns when some directions are undetermined (rank < n): their
-    variance is reported as 0 in Σ (a pseudo-inverse), which is not a credible interval."""
+    variance is reported as 0 in Σ (a pseudo-inverse), which is not a credible interval. For
+    field parameters, whose dependent coefficient combinations change no value, compare
+    ``post.rank`` with the field's independent functions instead (no warning)."""
     if not isinstance(problem, InverseProblem):
         raise TypeError(f"problem must be an nmm.inverse.InverseProblem, got {type(problem).__name__}")
     post = _posterior(problem, as_arrays(theta))
     n = post.hessian.shape[-1]
     rank = post.rank
-    if not isinstance(rank, jax.core.Tracer) and np.ndim(rank) == 0 and int(rank) < n:
+    fields = any(isinstance(leaf, Field) for leaf in jax.tree_util.tree_leaves(theta, is_leaf=_is_field))
+    # a field on a p >= 1 cover carries dependent coefficient combinations (hat × polynomial
+    # frames) that change no value: for it rank < n is the normal case, read post.rank
+    if not fields and not isinstance(rank, jax.core.Tracer) and np.ndim(rank) == 0 and int(rank) < n:
         warnings.warn(
             f"laplace: the data and the regularisation determine {int(rank)} of {n} parameter "
             "directions; the others have no finite variance (add regularisation or data)",
