@@ -102,10 +102,13 @@ def jacobian(problem, rebuild, x):
     s_vec, pullback, states = jax.vjp(state_vector, x, has_aux=True)
     rebuild_states = split(states)[1]
     r = problem.residual_of(states)
-    Jo = jax.jacfwd(lambda v: problem.residual_of(rebuild_states(v)))(s_vec)
     rows = jax.vmap(lambda c: pullback(c)[0])
+    observe = lambda v: problem.residual_of(rebuild_states(v))  # noqa: E731
     if s_vec.size >= r.size:
-        return r, rows(Jo)
+        # more state unknowns than data (a time history): the rows of Jo by m reverse products
+        # (jacfwd would push one tangent per state unknown through the observation operator)
+        return r, rows(jax.jacrev(observe)(s_vec))
+    Jo = jax.jacfwd(observe)(s_vec)
     U, sv, Wt = jnp.linalg.svd(Jo, full_matrices=False)
     sv = jnp.where(sv > jnp.sqrt(jnp.finfo(sv.dtype).eps) * sv[0], sv, 0.0)
     return r, U @ rows(sv[:, None] * Wt)

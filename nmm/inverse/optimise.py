@@ -68,16 +68,17 @@ def _run(problem: InverseProblem, theta0, tx, opts: _Options):
     def objective(x):
         return problem.objective(rebuild(x))
 
-    def misfit_norm(x):
-        r = problem.residual(rebuild(x))
-        return r @ r
+    def objective_and_misfit(x):  # one forward solve for both
+        theta = rebuild(x)
+        r = problem.residual(theta)
+        r2 = r @ r
+        return 0.5 * r2 + problem.penalty(theta), r2
 
     value_and_grad = (
         optax.value_and_grad_from_state(objective) if opts.lbfgs else jax.value_and_grad(objective)
     )
     state0 = tx.init(x0)
-    f0 = objective(x0)
-    r2 = misfit_norm(x0)
+    f0, r2 = objective_and_misfit(x0)
     status0 = jnp.where(jnp.isfinite(f0), _RUNNING, _NONFINITE)
     init = (x0, state0, jnp.asarray(0), status0, nan.at[0].set(f0), nan.at[0].set(0.5 * r2), r2)
 
@@ -93,7 +94,7 @@ def _run(problem: InverseProblem, theta0, tx, opts: _Options):
             f, g = value_and_grad(x)
             upd, st = tx.update(g, st, x)
         x_new = optax.apply_updates(x, upd)
-        f_new, r2 = objective(x_new), misfit_norm(x_new)
+        f_new, r2 = objective_and_misfit(x_new)
         k = k + 1
         status = jnp.where(k >= opts.steps, _MAX_STEPS, _RUNNING)
         status = jnp.where(jnp.isfinite(f_new), status, _NONFINITE)
