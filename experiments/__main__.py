@@ -3,7 +3,8 @@
     python -m experiments list
     python -m experiments run --suite quick|full|nonlinear [--config FILE] [--problem P] [--method M]
                               [--seeds N] [--out DIR] [--fresh] [--no-progress]
-    python -m experiments inverse [--problem pinv|backward-heat|source] [--out DIR] [--pinn-steps N]
+    python -m experiments inverse [--problem pinv|hinv|backward-heat|source|crack] [--out DIR]
+                                  [--pinn-steps N]
 
 Bad input (an unknown problem, method or key, a config value of the wrong type or range, a
 malformed config, an unwritable output directory, a case file that is corrupted or was computed for
@@ -128,13 +129,17 @@ def main(argv=None) -> int:
         "--fresh", action="store_true", help="recompute every case instead of resuming from --out"
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
-    invp = sub.add_parser("inverse", help="the inverse problems (PInv, backward heat, source, ...)")
+    invp = sub.add_parser(
+        "inverse", help="the inverse problems (PInv, HInv, backward heat, source, crack)"
+    )
     invp.add_argument(
-        "--problem", action="append", help="pinv, backward-heat or source (repeatable; default all)"
+        "--problem",
+        action="append",
+        help="pinv, hinv, backward-heat, source or crack (repeatable; default all)",
     )
     invp.add_argument("--out", default="results-inverse", help="output directory")
     invp.add_argument(
-        "--pinn-steps", type=int, default=5000, help="PInv network's Adam steps (0: NMM only)"
+        "--pinn-steps", type=int, default=5000, help="the PINNs' Adam steps (PInv, HInv; 0: no PINN)"
     )
     try:
         args = parser.parse_args(argv)

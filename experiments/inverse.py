@@ -1,19 +1,23 @@
-"""Inverse problems with references: PInv (NMM + Gauss–Newton beside a PINN on the same data),
-backward heat (the loss of information against the time gap and the noise, the weight chosen by
-the discrepancy principle) and source identification (position and strength from boundary flux,
-Laplace intervals checked over 50 noise draws).
+"""Inverse problems with references: PInv and HInv (the NMM beside a PINN and a hybrid on the
+same data), backward heat (the loss of information against the time gap and the noise, the weight
+chosen by the discrepancy principle), source identification (position and strength from boundary
+flux, Laplace intervals checked over 50 noise draws) and crack identification
+(``experiments.inverse_crack``).
 
-``python -m experiments inverse [--problem pinv backward-heat source] [--out DIR]`` runs them and
-writes ``inverse.json`` and ``inverse.md``; every case is a function returning a dict of plain
-numbers, so the report and the tests read the same figures.
+``python -m experiments inverse [--problem pinv hinv backward-heat source crack] [--out DIR]``
+runs them and writes ``inverse.json`` and ``inverse.md``; every case is a function returning a
+dict of plain numbers, so the report and the tests read the same figures.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+import warnings
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -21,6 +25,7 @@ import numpy as np
 
 import nmm
 from nmm import inverse as inv
+from nmm_nn import MLP
 
 UNIT_SQUARE = [(0, 0), (1, 0), (1, 1), (0, 1)]
 
@@ -28,8 +33,19 @@ UNIT_SQUARE = [(0, 0), (1, 0), (1, 1), (0, 1)]
 # ------------------------------------------------------------------------------ PInv
 
 
-def pinv(seed: int = 0, *, pinn_steps: int = 5000, width: int = 64, depth: int = 3, alphas=None):
-    """PINNacle's PInv on one noise draw (the PINN task's data, shared by both methods)."""
+def pinv(
+    seed: int = 0,
+    *,
+    pinn_steps: int = 5000,
+    width: int = 64,
+    depth: int = 3,
+    alphas=None,
+    hybrid_steps: int = 300,
+):
+    """PINNacle's PInv on one noise draw (the PINN task's data, shared by all methods): NMM +
+    Gauss–Newton (a a field, the H1 weight by the Laplace evidence), the PINN (u and a two
+    outputs of one network), and the hybrid (a network for a, u solved exactly by the NMM inside
+    the loss, L-BFGS through the differentiable solve)."""
     import nmm_nn
     from nmm_nn.inverse import PINV
 
@@ -66,7 +82,7 @@ def pinv(seed: int = 0, *, pinn_steps: int = 5000, width: int = 64, depth: int =
     out = {
         "seed": seed,
         "nmm": {
-            **_pinv_scores(u, a, task, PINV),
+            **_scores(u, a, task, PINV),
             "alpha": choice.alpha,
             "alphas": choice.alphas,
             "log_evidence": choice.evidence,
@@ -81,25 +97,48 @@ def pinv(seed: int = 0, *, pinn_steps: int = 5000, width: int = 64, depth: int =
         },
     }
     if pinn_steps > 0:
-        net = nmm_nn.MLP(2, 2, width, depth, "tanh", key=jr.PRNGKey(seed))
-        net, hist = nmm_nn.train(
-            net, task, steps=pinn_steps, learning_rate=1e-3, chunk=500, progress=False
-        )
-
-        def u_fn(p):
-            return jax.vmap(lambda z: net(z)[0])(jnp.asarray(p))
-
-        def a_fn(p):
-            return jax.vmap(lambda z: net(z)[1])(jnp.asarray(p))
-
-        out["pinn"] = {
-            **_pinv_scores(u_fn, a_fn, task, PINV),
-            "network": f"{width}x{depth} tanh",
-            "steps": pinn_steps,
-            "run_s": float(hist.wall[-1]),
-            "compile_s": float(hist.compile_time),
-        }
+        out["pinn"] = _pinn(task, PINV, seed, pinn_steps, width, depth)
+    if hybrid_steps > 0:
+        out["hybrid"] = _hybrid(forward, (obs_u, obs_a), a0, task, seed, hybrid_steps)
     return out
+
+
+class PositiveNet(eqx.Module):
+    """a(x) = softplus(net(x) + shift): a network coefficient that stays elliptic."""
+
+    net: MLP
+    shift: float = eqx.field(static=True)
+
+    def __call__(self, x):
+        return jax.nn.softplus(self.net(x).reshape(()) + self.shift)
+
+
+def _hybrid(forward, observations, a0, task, seed, steps, width=32, depth=2):
+    """A network for a, the PDE solved by the NMM inside the loss: L-BFGS on the data misfit
+    through the differentiable solve (no PDE residual to balance, no u network)."""
+    from nmm_nn.inverse import PINV
+
+    mean = float(np.mean(np.asarray(observations[1].values)))
+    net = PositiveNet(
+        MLP(2, 1, width, depth, "tanh", key=jr.PRNGKey(seed)), float(np.log(np.expm1(mean)))
+    )
+    problem = inv.InverseProblem(forward, observations)
+    run = functools.partial(inv.minimise, problem, net, optimizer="lbfgs", throw=False)
+    compile_s = _compile_estimate(run)
+    t0 = time.perf_counter()
+    res = run(steps=steps)
+    res.objective.block_until_ready()
+    run_s = time.perf_counter() - t0 - compile_s
+    a = res.theta
+    u = forward(a)[0]
+    return {
+        **_scores(u, jax.vmap(a), task, PINV),
+        "network": f"a: {width}x{depth} tanh, softplus",
+        "steps": int(res.steps),
+        "status": res.reason,
+        "run_s": run_s,
+        "compile_s": compile_s,
+    }
 
 
 def _grid(n, lo=0.0, hi=1.0):
@@ -111,20 +150,151 @@ def _rel(pred, exact):
     return float(np.linalg.norm(np.asarray(pred) - exact) / np.linalg.norm(exact))
 
 
-def _pinv_scores(u_fn, a_fn, task, ref):
-    """Relative L2 of a and u on the task's 101 × 101 error grid; PINNacle's joint score (the
-    stacked [u, a] on a 50 × 50 interior grid)."""
-    G = _grid(52)[:, :]
-    G = G[(G[:, 0] > 0) & (G[:, 0] < 1) & (G[:, 1] > 0) & (G[:, 1] < 1)]
-    ue, ae = np.asarray(jax.vmap(ref.exact_u)(G)), np.asarray(jax.vmap(ref.exact_a)(G))
-    up, ap = np.asarray(u_fn(G)), np.asarray(a_fn(G))
-    joint = np.sqrt(np.sum((up - ue) ** 2) + np.sum((ap - ae) ** 2) / 1.0) / np.sqrt(
+def _scores(u_fn, a_fn, task, ref):
+    """Relative L2 of a and of u on the task's uniform error grids, and PINNacle's score: one
+    relative L2 of the stacked (u, a) at the same points (its ``ref_sol`` concatenates them)."""
+    P = np.asarray(task.e_points)
+    X = P[:, : ref.space_dim]
+    ue, ae = np.asarray(task.e_u).reshape(-1), np.asarray(jax.vmap(ref.exact_a)(jnp.asarray(X)))
+    up, ap = np.asarray(u_fn(P)).reshape(-1), np.asarray(a_fn(X)).reshape(-1)
+    joint = np.sqrt(np.sum((up - ue) ** 2) + np.sum((ap - ae) ** 2)) / np.sqrt(
         np.sum(ue**2) + np.sum(ae**2)
     )
     return {
         "a_L2": _rel(a_fn(np.asarray(task.ea_points)), np.asarray(task.e_a).reshape(-1)),
-        "u_L2": _rel(u_fn(np.asarray(task.e_points)), np.asarray(task.e_u).reshape(-1)),
+        "u_L2": _rel(up, ue),
         "joint_L2": float(joint),
+    }
+
+
+# ------------------------------------------------------------------------------ HInv
+
+SQUARE_11 = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
+
+
+def hinv(
+    seed: int = 0,
+    *,
+    pinn_steps: int = 5000,
+    width: int = 64,
+    depth: int = 3,
+    collocation: int = 4096,
+    steps: int = 20,
+    alpha: float = 1.0,
+    lbfgs_steps: int = 300,
+):
+    """PINNacle's HInv on one noise draw: a(x, y) from 2 500 noisy space-time observations of u
+    (the PINN task's data, shared by both methods; a known on ∂Ω).
+
+    NMM: u by Crank–Nicolson (``steps`` steps, every state saved: the observations at random
+    times are linear in t between them), a a p = 4 field on a 2 × 2 grid cover, an H1 prior of
+    weight ``alpha`` (fixed, not chosen), L-BFGS (one adjoint gradient through the history a
+    step: the Gauss–Newton Jacobian needs 2 628 adjoint products through the history, 190 s
+    each here). The PINN: ``width`` × ``depth`` tanh, (u, a) out, Adam 1e-3, ``collocation``
+    points (PINNacle: 100 × 5, 20 000 steps, 32 768 points — too long for this machine)."""
+    import nmm_nn
+    from nmm_nn.inverse import HINV
+
+    task = nmm_nn.hinv_task(2500, 0.1, seed=seed, n_collocation=collocation)
+    dom = nmm.Domain.polygon(SQUARE_11)
+    V = nmm.ManifoldSpace(nmm.MathCover.grid(dom, h=0.5), dom, degree=4)
+    Q = nmm.ManifoldSpace(nmm.MathCover.grid(dom, h=1.0), dom, degree=4)
+    X = np.asarray(task.obs_points)
+    ab = np.asarray(task.ab_points)[::64]  # a on ∂Ω: 128 points fix a p = 4 field's trace
+
+    def f(x, t):
+        return HINV.source(jnp.append(x, t))
+
+    def u0(x):
+        return HINV.exact_u(jnp.append(x, 0.0))
+
+    def history(a):
+        return nmm.integrate(
+            V,
+            nmm.Poisson(k=a, f=f, dirichlet=_zero_in_time),
+            u0,
+            (0.0, 1.0),
+            1.0 / steps,
+            method="cn",
+            throw=False,
+        )
+
+    obs_u = inv.Observations.of(lambda h: h.at(X[:, :2], X[:, 2]), task.obs_values, 0.1)
+    obs_a = inv.Observations.at_points(ab, jax.vmap(HINV.exact_a)(jnp.asarray(ab)), 1e-3, domain=dom)
+    a0 = nmm.fit(Q, lambda x: float(np.mean(np.asarray(obs_a.values))))
+    # the prior's mean is a's boundary value (an H1 prior about 0 would pull a ≈ 2 down)
+    prior = inv.H1(jnp.asarray(alpha), beta=jnp.asarray(alpha), mean=a0)
+    problem = inv.InverseProblem(lambda a: (history(a), a), (obs_u, obs_a), prior)
+    run = functools.partial(inv.minimise, problem, a0, optimizer="lbfgs", rtol=1e-10, throw=False)
+    compile_s = _compile_estimate(run)
+    t0 = time.perf_counter()
+    res = run(steps=lbfgs_steps)
+    res.objective.block_until_ready()
+    run_s = time.perf_counter() - t0 - compile_s
+    hist = history(res.theta)
+
+    def u_hist(p):
+        p = jnp.asarray(p)
+        return hist.at(p[:, :2], p[:, 2])
+
+    out = {
+        "seed": seed,
+        "nmm": {
+            **_scores(u_hist, res.theta, task, HINV),
+            "alpha": alpha,
+            "steps": int(res.steps),
+            "status": res.reason,
+            "discrepancy_ratio": float(res.discrepancy_ratio),
+            "run_s": run_s,
+            "compile_s": compile_s,
+            "unknowns": {"u": V.n_dofs, "time_steps": steps, "a": Q.n_dofs},
+        },
+    }
+    if pinn_steps > 0:
+        out["pinn"] = _pinn(task, HINV, seed, pinn_steps, width, depth)
+        out["pinn"]["collocation"] = collocation
+    return out
+
+
+def _compile_estimate(run) -> float:
+    """Compile time of ``run(steps)``'s program, estimated as the first three-step run less a
+    second one (the step count only bounds the loop: the program is the same for any count)."""
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # max_steps: meant
+            run(steps=3).objective.block_until_ready()
+        times.append(time.perf_counter() - t0)
+    return times[0] - times[1]
+
+
+def _zero_in_time(x, t):
+    return 0.0 * t
+
+
+def _pinn(task, ref, seed, steps, width, depth):
+    """A PINN with outputs (u, a) trained by Adam on ``task``; the same scores as the NMM."""
+    import nmm_nn
+
+    net = nmm_nn.MLP(task.dim, 2, width, depth, "tanh", key=jr.PRNGKey(seed))
+    net, hist = nmm_nn.train(net, task, steps=steps, learning_rate=1e-3, chunk=500, progress=False)
+
+    def u_fn(p):
+        return jax.vmap(lambda z: net(z)[0])(jnp.asarray(p))
+
+    def a_fn(p):
+        p = jnp.asarray(p)
+        if ref.time and p.shape[1] == len(ref.box) - 1:  # a(x) has no t: read it at t = 0
+            p = jnp.concatenate([p, jnp.zeros((p.shape[0], 1), p.dtype)], 1)
+        return jax.vmap(lambda z: net(z)[1])(p)
+
+    return {
+        **_scores(u_fn, a_fn, task, ref),
+        "network": f"{width}x{depth} tanh",
+        "steps": steps,
+        "run_s": float(hist.wall[-1]),
+        "compile_s": float(hist.compile_time),
     }
 
 
@@ -258,7 +428,22 @@ def source_identification(noises=(1e-3, 1e-2), *, draws: int = 50, seed: int = 0
 
 # ------------------------------------------------------------------------------ report
 
-CASES = {"pinv": pinv, "backward-heat": backward_heat, "source": source_identification}
+
+def crack(**kw):
+    """Crack identification (``experiments.inverse_crack``)."""
+    from .inverse_crack import crack_identification
+
+    return crack_identification(**kw)
+
+
+CASES = {
+    "pinv": pinv,
+    "hinv": hinv,
+    "backward-heat": backward_heat,
+    "source": source_identification,
+    "crack": crack,
+}
+TAKE_PINN_STEPS = ("pinv", "hinv")
 
 
 def report(results: dict) -> str:
@@ -269,23 +454,26 @@ def report(results: dict) -> str:
         lines += [
             "## PInv (PINNacle's Poisson inverse; 2 500 observations, σ = 0.1, a known on ∂Ω)",
             "",
-            "| method | a rel. L2 | u rel. L2 | PINNacle joint | run time |",
-            "|---|---|---|---|---|",
-            f"| NMM + Gauss–Newton (H1 prior, α = {n['alpha']:g} by evidence) | {n['a_L2']:.3e} | "
-            f"{n['u_L2']:.3e} | {n['joint_L2']:.3e} | {n['run_s']:.1f} s "
-            f"(+ {n['compile_s']:.1f} s compile) |",
-        ]
-        if "pinn" in r:
-            p = r["pinn"]
-            lines.append(
-                f"| PINN {p['network']}, Adam, {p['steps']} steps | {p['a_L2']:.3e} | {p['u_L2']:.3e} | "
-                f"{p['joint_L2']:.3e} | {p['run_s']:.1f} s (+ {p['compile_s']:.1f} s compile) |"
-            )
-        lines += [
+            *_method_table(
+                r, f"NMM + Gauss–Newton (H1 prior, α = {n['alpha']:g} by evidence, {n['steps']} steps)"
+            ),
             "",
             f"Laplace posterior of a on a 10 × 10 grid: rms std {n['a_posterior_std_rms']:.2e}, "
             f"rms error {n['a_error_rms']:.2e}, 95 % intervals cover "
             f"{100 * n['a_coverage_95']:.0f} % of the points.",
+            "",
+        ]
+    if "hinv" in results:
+        r = results["hinv"]
+        n = r["nmm"]
+        lines += [
+            "## HInv (PINNacle's heat inverse; 2 500 space-time observations, σ = 0.1, a known on ∂Ω)",
+            "",
+            *_method_table(
+                r,
+                f"NMM, CN {n['unknowns']['time_steps']} steps + L-BFGS (H1 prior, α = {n['alpha']:g} "
+                f"fixed, {n['steps']} steps, |r|/√m = {n['discrepancy_ratio']:.2f})",
+            ),
             "",
         ]
     if "backward-heat" in results:
@@ -319,7 +507,34 @@ def report(results: dict) -> str:
                 f"(batch of {row['draws']}: {row['batch_s']:.1f} s) |"
             )
         lines.append("")
+    if "crack" in results:
+        from .inverse_crack import report_crack
+
+        lines.append(report_crack(results["crack"]))
     return "\n".join(lines)
+
+
+def _method_table(r, nmm_label):
+    """One row per method: the NMM, the hybrid (a network for a, NMM solve), the PINN."""
+    rows = [("nmm", nmm_label)]
+    if "hybrid" in r:
+        h = r["hybrid"]
+        label = f"hybrid: {h['network']}, NMM solve in the loss, L-BFGS {h['steps']} steps"
+        rows.append(("hybrid", label))
+    if "pinn" in r:
+        p = r["pinn"]
+        rows.append(("pinn", f"PINN {p['network']} (u, a), Adam, {p['steps']} steps"))
+    out = [
+        "| method | a rel. L2 | u rel. L2 | PINNacle L2RE (u, a stacked) | run time |",
+        "|---|---|---|---|---|",
+    ]
+    for key, label in rows:
+        m = r[key]
+        out.append(
+            f"| {label} | {m['a_L2']:.3e} | {m['u_L2']:.3e} | {m['joint_L2']:.3e} | "
+            f"{m['run_s']:.1f} s (+ {m['compile_s']:.1f} s compile) |"
+        )
+    return out
 
 
 def run(problems, out: Path, *, pinn_steps: int = 5000) -> Path:
@@ -329,7 +544,8 @@ def run(problems, out: Path, *, pinn_steps: int = 5000) -> Path:
     for name in problems:
         t0 = time.perf_counter()
         print(f"inverse: {name} ...", flush=True)
-        results[name] = CASES[name](pinn_steps=pinn_steps) if name == "pinv" else CASES[name]()
+        kw = {"pinn_steps": pinn_steps} if name in TAKE_PINN_STEPS else {}
+        results[name] = CASES[name](**kw)
         print(f"inverse: {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
         path.write_text(json.dumps(results, indent=1, default=float))  # kept after every case
     md = out / "inverse.md"
