@@ -182,6 +182,7 @@ def hinv(
     steps: int = 20,
     alpha: float = 1.0,
     lbfgs_steps: int = 300,
+    sigma: float = 0.1,
 ):
     """PINNacle's HInv on one noise draw: a(x, y) from 2 500 noisy space-time observations of u
     (the PINN task's data, shared by both methods; a known on ∂Ω).
@@ -195,7 +196,7 @@ def hinv(
     import nmm_nn
     from nmm_nn.inverse import HINV
 
-    task = nmm_nn.hinv_task(2500, 0.1, seed=seed, n_collocation=collocation)
+    task = nmm_nn.hinv_task(2500, sigma, seed=seed, n_collocation=collocation)
     dom = nmm.Domain.polygon(SQUARE_11)
     V = nmm.ManifoldSpace(nmm.MathCover.grid(dom, h=0.5), dom, degree=4)
     Q = nmm.ManifoldSpace(nmm.MathCover.grid(dom, h=1.0), dom, degree=4)
@@ -219,7 +220,7 @@ def hinv(
             throw=False,
         )
 
-    obs_u = inv.Observations.of(lambda h: h.at(X[:, :2], X[:, 2]), task.obs_values, 0.1)
+    obs_u = inv.Observations.of(lambda h: h.at(X[:, :2], X[:, 2]), task.obs_values, sigma)
     obs_a = inv.Observations.at_points(ab, jax.vmap(HINV.exact_a)(jnp.asarray(ab)), 1e-3, domain=dom)
     a0 = nmm.fit(Q, lambda x: float(np.mean(np.asarray(obs_a.values))))
     # the prior's mean is a's boundary value (an H1 prior about 0 would pull a ≈ 2 down)
@@ -472,7 +473,7 @@ def report(results: dict) -> str:
             *_method_table(
                 r,
                 f"NMM, CN {n['unknowns']['time_steps']} steps + L-BFGS (H1 prior, α = {n['alpha']:g} "
-                f"fixed, {n['steps']} steps, |r|/√m = {n['discrepancy_ratio']:.2f})",
+                f"fixed, {n['steps']} steps, ‖r‖/√m = {n['discrepancy_ratio']:.2f})",
             ),
             "",
         ]

@@ -225,7 +225,7 @@ def report_crack(rows) -> str:
         f"({', '.join(f'{v:.3f}' for v in r0['start'])}); angle known.",
         "",
         "| σ / max u | estimate (cx, cy, L) | error (cx, cy, L) | position error / h | length error "
-        "| std (cx, cy, L), secant J | |r|/√m | evaluations | time |",
+        "| std (cx, cy, L), secant J | ‖r‖/√m | evaluations | time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
