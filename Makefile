@@ -24,6 +24,7 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/poisson_vs_skfem.py
 	$(PY) benchmarks/weak_form_engine.py
+	$(PY) benchmarks/batch_solve.py
 
 bench-nn: $(STAMP)
 	$(PY) benchmarks/train_throughput.py

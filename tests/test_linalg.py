@@ -200,3 +200,31 @@ def test_without_64_bit_floats(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     dtype, value = out.stdout.split()
     assert dtype == "float32" and abs(float(value) - 0.0737) < 2e-3  # -Δu = 1: u(½, ½) ≈ 0.0737
+
+
+def test_batched_host_solves_run_on_threads_and_factor_each_member_once(monkeypatch):
+    """A vmap of solves with different matrices: the threaded host path gives the sequential
+    answers, and a batch above the cache's 16 entries factors each member once (the batch's
+    factors do not evict each other before their solves)."""
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=0.25), dom, degree=1)
+    prob = nmm.Poisson(k=lambda x, t: 1.0 + t * x[0], f=lambda x, t: 1.0, dirichlet=lambda x, t: 0.0)
+    pts = jnp.array([[0.3, 0.4], [0.7, 0.2], [0.5, 0.5]])
+    batched = jax.jit(jax.vmap(lambda t: nmm.solve(V, prob, params=t)(pts)))
+    thetas = jnp.linspace(0.0, 2.0, 20)
+    batched(thetas)  # compile
+    nmm.linalg.clear_factor_cache()
+    monkeypatch.setenv("NMM_HOST_THREADS", "1")
+    before = nmm.linalg.factorisations()
+    seq = batched(thetas)
+    assert nmm.linalg.factorisations() - before == 20
+    monkeypatch.setenv("NMM_HOST_THREADS", "2")
+    before = nmm.linalg.factorisations()
+    par = batched(thetas)
+    assert nmm.linalg.factorisations() - before == 20
+    np.testing.assert_allclose(par, seq, rtol=1e-12, atol=1e-14)
+    one = jax.jit(lambda t: nmm.solve(V, prob, params=t)(pts))
+    np.testing.assert_allclose(par[7], one(thetas[7]), rtol=1e-10, atol=1e-13)
+    monkeypatch.setenv("NMM_HOST_THREADS", "zero")
+    with pytest.raises(ValueError, match="NMM_HOST_THREADS"):
+        superlu.host_threads()
