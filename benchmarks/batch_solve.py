@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,6 +45,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from weak_form_engine import _git_state  # the benchmarks' shared provenance line
 
 import nmm
 
@@ -219,20 +219,6 @@ def render(result: dict) -> str:
         ),
     ]
     return "\n".join(parts)
-
-
-def _git_state() -> str:
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "nmm"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" + local changes in nmm/" if dirty else "")
 
 
 def main(argv=None) -> None:
