@@ -3,6 +3,9 @@
 Importing nmm switches JAX to 64-bit floats (``jax_enable_x64``): the solves, exactness and
 convergence checks of a PU method need double precision. Set ``NMM_KEEP_X64=0`` in the environment
 to leave the JAX setting alone.
+
+Importing nmm also switches on JAX's persistent compilation cache in ``~/.cache/nmm/jax``
+(:mod:`nmm.compile_cache`; ``NMM_COMPILATION_CACHE=0`` opts out, a path moves it).
 """
 
 import os
@@ -11,6 +14,10 @@ import jax
 
 if os.environ.get("NMM_KEEP_X64", "1") != "0":
     jax.config.update("jax_enable_x64", True)
+
+from . import compile_cache as compile_cache  # noqa: E402
+
+compile_cache.configure()
 
 from . import inverse as inverse  # noqa: E402
 from . import io as io  # noqa: E402

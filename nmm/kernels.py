@@ -145,6 +145,46 @@ def boundary_function(form: Form, params, n: int, dim: int):
     return boundary
 
 
+class Converted(eqx.Module):
+    """A point function as a jaxpr plus the arrays it closed over (leaves, so differentiable).
+
+    Our own closure conversion rather than ``eqx.filter_closure_convert``: that one checks the
+    call arguments' full abstract values, shardings included, and inside ``shard_map`` a
+    quadrature point built outside the mapped body and an example built inside it differ in
+    sharding only. Shapes and dtypes are what the jaxpr needs; those are checked here."""
+
+    jaxpr: jax.extend.core.Jaxpr  # a leaf (not static): custom rules see it as an operand
+    consts: list
+    in_shapes: tuple = eqx.field(static=True)  # ((shape, dtype), ...)
+    out_tree: jax.tree_util.PyTreeDef = eqx.field(static=True)
+    name: str = eqx.field(static=True)
+
+    def __call__(self, *args):
+        if len(args) != len(self.in_shapes):
+            raise TypeError(f"{self.name} takes {len(self.in_shapes)} arguments, got {len(args)}")
+        for i, (a, (shape, dtype)) in enumerate(zip(args, self.in_shapes, strict=True)):
+            if jnp.shape(a) != shape or jnp.result_type(a) != dtype:
+                raise ValueError(
+                    f"{self.name}: argument {i} has shape {jnp.shape(a)} and dtype "
+                    f"{jnp.result_type(a)}, the kernel was built for {shape} and {dtype}"
+                )
+        out = jax.core.eval_jaxpr(self.jaxpr, self.consts, *args)
+        return jax.tree_util.tree_unflatten(self.out_tree, out)
+
+
+def closure_convert(fn: Callable, *examples, name: str = "kernel") -> Converted:
+    """``fn`` traced once at ``examples`` (arrays): every array it closes over, tracers of an
+    outer trace included, becomes a leaf of the returned :class:`Converted`."""
+    closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*examples)
+    return Converted(
+        jaxpr=closed.jaxpr,
+        consts=list(closed.consts),
+        in_shapes=tuple((jnp.shape(e), jnp.result_type(e)) for e in examples),
+        out_tree=jax.tree_util.tree_structure(out_shape),
+        name=name,
+    )
+
+
 def bind(form: Form, params, n: int, dim: int, dtype=jnp.float64) -> Kernels:
     """The point kernels of ``form`` with ``n`` components in ``dim`` dimensions (call it where
     the solve is traced: the analysis runs once per compilation)."""
@@ -171,10 +211,10 @@ def bind(form: Form, params, n: int, dim: int, dtype=jnp.float64) -> Kernels:
                 "solve for the real and imaginary parts separately"
             )
     ue, due = jnp.zeros((n,), dtype), jnp.zeros((n, dim), dtype)
-    vol_c = eqx.filter_closure_convert(vol, xe, ue, due)
-    bnd_c = eqx.filter_closure_convert(boundary, xe, xe)
-    adm_c = eqx.filter_closure_convert(admissible, xe)
-    data_c = eqx.filter_closure_convert(data, xe)
+    vol_c = closure_convert(vol, xe, ue, due, name=f"{name} volume kernel")
+    bnd_c = closure_convert(boundary, xe, xe, name=f"{name} boundary kernel")
+    adm_c = closure_convert(admissible, xe, name=f"{name}.admissible")
+    data_c = closure_convert(data, xe, name=f"{name} data check")
 
     def listed(what, k):
         return tuple(f"{name}.{what}" + (f"[{i}]" if k > 1 else "") for i in range(k))

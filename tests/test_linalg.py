@@ -78,7 +78,10 @@ def test_dense_lu_reports_no_condition_unless_asked(systems):
     plain = nmm.linalg.linear_solve(K, -R, nmm.linalg.DenseLU())
     assert float(plain.condition) == -1.0
     asked = nmm.linalg.linear_solve(K, -R, nmm.linalg.DenseLU(condition=True))
-    np.testing.assert_allclose(float(asked.condition), ref, rtol=1e-6)
+    # the inverse of a matrix of condition κ ≈ 2e13 is known to κ·u ≈ 2e-3 relative: rounding
+    # (compiler flags, FMA) moves the estimate by that much, a missing ε would move it by O(1)
+    assert ref > 1e12
+    np.testing.assert_allclose(float(asked.condition), ref, rtol=1e-2)
 
 
 def test_linear_solve_gradient_non_symmetric(systems):

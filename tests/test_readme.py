@@ -14,8 +14,15 @@ import pytest
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+BLOCK = re.compile(r"(<!-- test: slow[^\n]*-->\n)?```python\n(.*?)```", flags=re.S)
+
+
 def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    return [m.group(2) for m in BLOCK.finditer(README.read_text())]
+
+
+def slow_blocks() -> set[int]:
+    return {i for i, m in enumerate(BLOCK.finditer(README.read_text())) if m.group(1)}
 
 
 def _names(tree: ast.AST) -> tuple[set[str], set[str], list[ast.stmt]]:
@@ -67,16 +74,43 @@ def test_readme_has_python_blocks():
     assert len(CHAINS) >= 2  # the split found independent chains
 
 
-@pytest.mark.parametrize("first", sorted(CHAINS), ids=lambda i: f"chain{i}")
-def test_readme_blocks_run(first, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+SLOW = slow_blocks()
+
+
+def _run_chain(blocks_to_run, tmp_path):
     blocks = python_blocks()
     namespace: dict = {"__name__": "readme"}
     exec(compile(PRELUDE, "README.md imports", "exec"), namespace)
-    for i in CHAINS[first]:
+    for i in blocks_to_run:
         try:
             exec(compile(blocks[i], f"README.md python block {i}", "exec"), namespace)
         except Exception as err:  # noqa: BLE001 - name the block that failed
             pytest.fail(f"README python block {i} failed: {type(err).__name__}: {err}\n{blocks[i]}")
         for written in re.findall(r"\"([\w.]+\.vtu)\"", blocks[i]):
             assert (tmp_path / written).exists(), written
+
+
+def _fast_part(chain: list[int]) -> list[int]:
+    return chain[: next((k for k, i in enumerate(chain) if i in SLOW), len(chain))]
+
+
+@pytest.mark.parametrize(
+    "first", [f for f in sorted(CHAINS) if _fast_part(CHAINS[f])], ids=lambda i: f"chain{i}"
+)
+def test_readme_blocks_run(first, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _run_chain(_fast_part(CHAINS[first]), tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "first", [f for f in sorted(CHAINS) if set(CHAINS[f]) & SLOW], ids=lambda i: f"chain{i}"
+)
+def test_readme_slow_blocks_run(first, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _run_chain(CHAINS[first], tmp_path)
+
+
+def test_slow_markers_are_found():
+    assert SLOW, "the README marks its compile-bound blocks <!-- test: slow ... -->"
+    assert len(SLOW) < len(python_blocks()) / 2

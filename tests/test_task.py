@@ -175,7 +175,9 @@ def test_sample_fit_of_a_vector_space():
     assert float(task.loss(lambda x: x)) > 0.1
 
 
-@pytest.mark.parametrize("delta", [1e-5, pytest.param(1e-9, marks=pytest.mark.slow)])
+# slow (both widths): fast, test_nmm_solution_is_the_minimiser[penalty] on the plain cover
+@pytest.mark.slow
+@pytest.mark.parametrize("delta", [1e-5, 1e-9])
 def test_nmm_solution_is_the_minimiser_next_to_a_sliver(delta):
     """Next to a 1e-5 sliver the solver takes the Nitsche flux of the sliver's pieces from a
     neighbouring element (nmm.stable.boundary_donors); next to a 1e-9 sliver the sliver's

@@ -1,0 +1,83 @@
+"""Batches sharded over devices (nmm.parallel): the same numbers as one device, padding, errors.
+
+The sharded cases run in a subprocess with four forced host devices: the device count is fixed
+when JAX starts, and this test process has already started it with one.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import nmm
+from nmm.parallel import sharded_vmap
+
+SCRIPT = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, numpy as np
+    import nmm
+    from nmm.parallel import sharded_vmap
+
+    assert len(jax.devices()) == 4, jax.devices()
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=1 / 4), dom, degree=1)
+    prob = nmm.Poisson(k=lambda x, th: 1.0 + th[0] * x[0] + th[1] * x[1], f=1.0, dirichlet=0.0)
+    pts = jnp.array([[0.3, 0.4], [0.5, 0.5], [0.77, 0.21]])
+    values = lambda t: nmm.solve(V, prob, params=t)(pts)
+    th = jax.random.uniform(jax.random.PRNGKey(0), (6, 2))  # 6 members over 4 devices: padded
+
+    one = jax.jit(jax.vmap(values))(th)
+    many = sharded_vmap(values)(th)
+    print("values", float(jnp.max(jnp.abs(many - one))))
+
+    fields = sharded_vmap(lambda t: nmm.solve(V, prob, params=t))(th[:4])
+    assert isinstance(fields, nmm.Field), type(fields)
+    print("field", float(jnp.max(jnp.abs(jax.vmap(lambda f: f(pts))(fields) - one[:4]))))
+
+    loss = lambda f: lambda t: jnp.sum(f(values)(t) ** 2)
+    g_one = jax.grad(lambda t: jnp.sum(jax.vmap(values)(t) ** 2))(th[:4])
+    g_many = jax.grad(lambda t: jnp.sum(sharded_vmap(values)(t) ** 2))(th[:4])
+    print("grad", float(jnp.max(jnp.abs(g_many - g_one))), float(jnp.max(jnp.abs(g_one))))
+
+    try:
+        sharded_vmap(values, pad=False)(th)
+    except ValueError as e:
+        print("nopad", e)
+    """
+)
+
+
+def test_sharded_batch_on_four_host_devices_matches_one_device():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    run = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines())
+    assert float(lines["values"]) < 1e-12
+    assert float(lines["field"]) < 1e-12
+    g_diff, g_size = map(float, lines["grad"].split())
+    assert g_size > 1e-3 and g_diff < 1e-10 * g_size
+    assert "6 does not divide over 4 devices" in lines["nopad"]
+
+
+def test_sharded_vmap_bad_input_is_named():
+    f = lambda t: t * 2.0  # noqa: E731
+    n = len(jax.local_devices())
+    with pytest.raises(ValueError, match=f"devices={n + 1}: this process has {n} local device"):
+        sharded_vmap(f, devices=n + 1)
+    with pytest.raises(ValueError, match="in_axes entries must be 0 or None, got 1"):
+        sharded_vmap(f, in_axes=1)(jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match="different batch sizes"):
+        sharded_vmap(lambda a, b: a + b)(jnp.ones(3), jnp.ones(4))
+    with pytest.raises(TypeError, match="argument 0 is mapped .* holds a str"):
+        sharded_vmap(f)(["a"])
+    assert jnp.allclose(sharded_vmap(f)(jnp.arange(3.0)), 2.0 * jnp.arange(3.0))
+    assert jnp.allclose(
+        sharded_vmap(lambda a, b: a * b, in_axes=(0, None))(jnp.arange(3.0), 2.0), 2.0 * jnp.arange(3.0)
+    )
+    assert nmm  # the import switches on float64, as users get it
