@@ -420,6 +420,12 @@ def _boundary_pieces(geoms, ids, tiny, dom, tol, diameter, near=None):
     return seg, seg_elem, normal, on_crk[keep] & ~on_bnd[keep]
 
 
+def _segments(lines) -> np.ndarray:
+    """The straight segments of a (multi)line string or polygon boundary, as line geometries."""
+    coords = [np.asarray(g.coords) for g in shapely.get_parts(lines)]
+    return shapely.linestrings(np.concatenate([np.stack([c[:-1], c[1:]], 1) for c in coords]))
+
+
 def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     cells, nodes = mc.cells, mc.nodes
     n_cells, n_v = cells.shape
@@ -433,11 +439,13 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     # cells within the tolerance of the boundary count as cut, so that their edges there carry
     # the boundary condition (a domain edge 1e-12 past a cover line is that line to the cover;
     # as a whole cell it had no boundary pieces and the edge was left free)
-    inside[tree.query(shape.boundary, predicate="dwithin", distance=tol)] = False
+    # queried segment by segment: one boundary geometry's envelope is the whole domain, and the
+    # tree would then measure the distance to every cell (1.5 s of a 1e6-cell cut)
+    inside[tree.query(_segments(shape.boundary), predicate="dwithin", distance=tol)[1]] = False
     if cracks is not None:
         # cells within a rounding tolerance of a crack count as touched: a crack along a cover
         # line is on the boundary of the cells on both sides
-        hit = tree.query(cracks, predicate="dwithin", distance=1e-2 * tol)
+        hit = tree.query(_segments(cracks), predicate="dwithin", distance=1e-2 * tol)[1]
         touched = np.zeros(n_cells, bool)
         touched[hit] = True
         inside &= ~touched
