@@ -387,7 +387,7 @@ def run_cut(cells: float, reps: int) -> dict:
         t0 = time.perf_counter()
         topo = cut(mc, dom)
         t_cut.append(time.perf_counter() - t0)
-    for _ in range(reps):
+    for _ in range(reps if cells <= 2e5 else 0):  # a p = 2 space of 1e6 cells: ~3e6 unknowns
         t0 = time.perf_counter()
         space = nmm.ManifoldSpace(mc, dom, degree=2)
         t_space.append(time.perf_counter() - t0)
@@ -399,10 +399,10 @@ def run_cut(cells: float, reps: int) -> dict:
         "physical_covers": int(topo.n_cover),
         "boundary_pieces": int(len(topo.bnd)),
         "crack_pieces": int(topo.bnd_crack.sum()),
-        "dofs_p2": int(space.n_dofs),
+        "dofs_p2": int(space.n_dofs) if t_space else None,
         "cover_s": min(t_cover),
         "cut_s": min(t_cut),
-        "space_p2_s": min(t_space),
+        "space_p2_s": min(t_space) if t_space else None,
         "all_cut_s": t_cut,
         "all_space_p2_s": t_space,
     }
@@ -717,9 +717,26 @@ def fastest_table(rows: list[dict]) -> tuple[str, dict]:
     return markdown(headers, out), summary
 
 
-def cut_table(r: dict) -> str:
-    if "skipped" in r:
-        return f"cut benchmark skipped: {r['skipped']}"
+def cut_table(runs) -> str:
+    rows = []
+    for r in runs if isinstance(runs, list) else [runs]:  # one dict: a run from before --cut-cells
+        if "skipped" in r:
+            rows.append([f"skipped: {r['skipped']}"] + ["-"] * 8)
+            continue
+        space = r["space_p2_s"]
+        rows.append(
+            [
+                r["cells"],
+                r["elements"],
+                r["cut_elements"],
+                r["physical_covers"],
+                r["boundary_pieces"],
+                r["cover_s"],
+                r["cut_s"],
+                "-" if space is None else space,
+                "-" if space is None else ("yes" if space < 5 else "no"),
+            ]
+        )
     headers = [
         "cells",
         "elements",
@@ -731,18 +748,7 @@ def cut_table(r: dict) -> str:
         "ManifoldSpace(p=2) s",
         "< 5 s?",
     ]
-    row = [
-        r["cells"],
-        r["elements"],
-        r["cut_elements"],
-        r["physical_covers"],
-        r["boundary_pieces"],
-        r["cover_s"],
-        r["cut_s"],
-        r["space_p2_s"],
-        "yes" if r["space_p2_s"] < 5 else "no",
-    ]
-    return markdown(headers, [row])
+    return markdown(headers, rows)
 
 
 # ================================================================================ driver
@@ -919,6 +925,8 @@ def collect(args) -> dict:
             "loadavg_start": os.getloadavg(),
         }
     }
+    if args.only_cut:
+        sizes, args.no_sweep = [], True
     print("running fixed-size cases ...", file=sys.stderr)
     result["cases"] = run_all(main_cases(sizes, reps, not args.no_cg), args.timeout, args.mem_cap_gb)
     if not args.no_sweep:
@@ -927,8 +935,14 @@ def collect(args) -> dict:
         result["sweep"] = run_all(specs, args.timeout, args.mem_cap_gb)
     if not args.no_cut:
         print("running cutting benchmark ...", file=sys.stderr)
-        spec = {"kind": "cut", "cells": 1e5, "reps": 3, "p": 2, "n": 0, "solver": "-"}
-        result["cut"] = run_isolated(spec, args.timeout, args.mem_cap_gb)
+        result["cut"] = [
+            run_isolated(
+                {"kind": "cut", "cells": c, "reps": 3, "p": 2, "n": 0, "solver": "-"},
+                args.timeout,
+                args.mem_cap_gb,
+            )
+            for c in args.cut_cells
+        ]
     result["meta"]["nmm_git_end"] = _git_state()
     result["meta"]["wall_s"] = time.perf_counter() - t_start
     return result
@@ -1015,6 +1029,14 @@ def main(argv=None) -> None:
     )
     ap.add_argument("--no-sweep", action="store_true", help="skip the error-versus-time sweep")
     ap.add_argument("--no-cut", action="store_true", help="skip the cutting benchmark")
+    ap.add_argument("--only-cut", action="store_true", help="only the cutting benchmark")
+    ap.add_argument(
+        "--cut-cells",
+        type=float,
+        nargs="+",
+        default=[1e5],
+        help="cover sizes (cells) of the cutting benchmark; above 2e5 cells without the p = 2 space",
+    )
     ap.add_argument("--no-cg", action="store_true", help="skip the nmm CG variant")
     ap.add_argument(
         "--reps",

@@ -18,7 +18,6 @@ in one piece, as in Shi (1991).
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +34,85 @@ _REL_TOL = 1e-9  # geometric tolerance, relative to the cover size h
 _NULL = 1e-14  # boundary pieces shorter than this (relative) are rounding, not geometry
 
 
+class ElementGeometry:
+    """The elements' polygons, built on demand: a whole cell's polygon comes from the cover's
+    nodes when asked for (a 1e6-cell cover would spend 1.4 s making polygons that the solve never
+    reads), a cut element's is stored. A sequence: ``g[i]``, ``len(g)``, iteration, and
+    ``np.asarray(g, dtype=object)`` (all polygons, made in one vectorised call)."""
+
+    def __init__(self, nodes: np.ndarray, cells: np.ndarray, cell_of: np.ndarray, stored: np.ndarray):
+        self.nodes, self.cells = nodes, cells
+        self.cell_of = cell_of  # (n_elem,) the whole cell an element is, -1 where it is stored
+        self.stored = stored  # (n_elem,) object: the polygon of a cut element, None otherwise
+
+    @classmethod
+    def of(cls, nodes, cells, whole: np.ndarray, cut: list) -> ElementGeometry:
+        """Whole cells ``whole`` first, then the polygons ``cut``."""
+        cell_of = np.concatenate([np.asarray(whole, np.int64), -np.ones(len(cut), np.int64)])
+        stored = np.empty(len(cell_of), object)
+        stored[len(whole) :] = cut
+        return cls(nodes, cells, cell_of, stored)
+
+    def __len__(self) -> int:
+        return len(self.cell_of)
+
+    def __getitem__(self, i):
+        c = self.cell_of[i]
+        return self.stored[i] if c < 0 else shapely.polygons(self.nodes[self.cells[c]])
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.stored.copy()
+        whole = np.nonzero(self.cell_of >= 0)[0]
+        if len(whole):
+            out[whole] = shapely.polygons(self.nodes[self.cells[self.cell_of[whole]]])
+        return out
+
+    def __iter__(self):
+        return iter(self.__array__())
+
+    def take(self, ids, more: list = ()) -> ElementGeometry:
+        """The elements ``ids``, then the polygons ``more``."""
+        ids = np.asarray(ids, np.int64)
+        tail = ElementGeometry.of(self.nodes, self.cells, np.zeros(0, np.int64), list(more))
+        return ElementGeometry(
+            self.nodes,
+            self.cells,
+            np.concatenate([self.cell_of[ids], tail.cell_of]),
+            np.concatenate([self.stored[ids], tail.stored]),
+        )
+
+
+def _near_lines(lo: np.ndarray, hi: np.ndarray, lines, dist: float) -> np.ndarray:
+    """``(n_cells,)`` True for every cell whose box ``[lo, hi]`` may come within ``dist`` of the
+    (multi)line ``lines`` (a superset: the exact test is shapely's, on these cells only).
+
+    Cells are binned by their lower corner on a grid of spacing H (the largest box side); points
+    spaced H/8 along every segment mark the bins within two of theirs, which hold every cell
+    whose box comes within H/8 + dist of a point, i.e. within dist of the segment."""
+    big = float(np.max(hi - lo)) + 8 * dist
+    origin = lo.min(axis=0)
+    b = np.floor((lo - origin) / big).astype(np.int64)
+    shape = b.max(axis=0) + 1
+    mark = np.zeros(shape, bool)
+    for g in shapely.get_parts(lines):
+        c = np.asarray(g.coords)
+        for a, z in zip(c[:-1], c[1:], strict=True):
+            k = int(np.ceil(np.linalg.norm(z - a) / (big / 8))) + 1
+            q = np.floor((np.linspace(a, z, k) - origin) / big).astype(np.int64)
+            for dx in range(-2, 3):
+                for dy in range(-2, 3):
+                    qq = q + (dx, dy)
+                    ok = np.all((qq >= 0) & (qq < shape), axis=1)
+                    mark[qq[ok, 0], qq[ok, 1]] = True
+    return mark[b[:, 0], b[:, 1]]
+
+
+def _polygon_areas(v: np.ndarray) -> np.ndarray:
+    """Areas of convex cells ``v (n, n_v, 2)`` (shoelace)."""
+    x, y = v[..., 0], v[..., 1]
+    return 0.5 * np.abs(np.sum(x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y, axis=1))
+
+
 @dataclass(frozen=True, eq=False)
 class Topology:
     """Manifold elements and physical covers of a cover cut by a domain.
@@ -43,7 +121,8 @@ class Topology:
         elem_cell: ``(n_elem,)`` mathematical cell of each element.
         elem_covers: ``(n_elem, n_v)`` physical cover attached to each vertex of the element's cell.
         elem_cut: ``(n_elem,)`` True where the element is not the whole cell.
-        elem_geom: per element a shapely Polygon (2D) or an ``(x0, x1)`` pair (1D).
+        elem_geom: per element a shapely Polygon (2D: an :class:`ElementGeometry`, which makes
+            whole cells' polygons on demand) or an ``(x0, x1)`` pair (1D).
         cover_node: ``(n_cover,)`` mathematical node (patch) of each physical cover.
         simplices: ``(n_s, dim + 1, dim)`` exact triangulation (2D) / intervals (1D) of the elements.
         simplex_elem: ``(n_s,)`` element of each simplex.
@@ -60,7 +139,7 @@ class Topology:
     elem_cell: np.ndarray
     elem_covers: np.ndarray
     elem_cut: np.ndarray
-    elem_geom: list
+    elem_geom: ElementGeometry | list
     cover_node: np.ndarray
     simplices: np.ndarray
     simplex_elem: np.ndarray
@@ -299,18 +378,26 @@ def _mixed_rows(edges, edge_cells, nodes, geoms, elem_cut, order, starts, cell_n
     and b of the two cells are joined in the patches of both end nodes where their boundaries
     share a piece of the edge of positive length that is not on a crack."""
     rows = []
+    ring_of: dict = {}  # a cut element meets up to n_v of these edges: its rings are read once
+
+    def element_rings(e):
+        r = ring_of.get(e)
+        if r is None:
+            r = ring_of[e] = rings(geoms[e])
+        return r
+
     for (na, nb), (c1, c2) in zip(edges, edge_cells, strict=True):
         pa, pb = nodes[na], nodes[nb]
         e1 = order[starts[c1] : starts[c1] + cell_nelem[c1]]
         e2 = order[starts[c2] : starts[c2] + cell_nelem[c2]]
         iv1, iv2 = (
             [
-                _intervals_on_edge(rings(geoms[e]), pa, pb, tol) if elem_cut[e] else [(0.0, 1.0)]
+                _intervals_on_edge(element_rings(e), pa, pb, tol) if elem_cut[e] else [(0.0, 1.0)]
                 for e in es
             ]
             for es in (e1, e2)
         )
-        on_crack = _intervals_on_edge(chains, pa, pb, tol)
+        on_crack = _intervals_on_edge(chains, pa, pb, tol) if chains else []
         for i, a in enumerate(e1):
             for j, b in enumerate(e2):
                 if _overlap(iv1[i], iv2[j], on_crack) > 1e-7:
@@ -398,7 +485,7 @@ def _boundary_pieces(geoms, ids, tiny, dom, tol, diameter, near=None):
     n_own = sum(len(x) for x in seg)
     near = np.asarray(ids if near is None else near)
     if tiny and len(near):
-        tree = shapely.STRtree([geoms[e] for e in near])
+        tree = shapely.STRtree(np.asarray(geoms, dtype=object)[near])
         for f in tiny:
             c = np.asarray(f.exterior.coords)
             s_f = np.stack([c[:-1], c[1:]], axis=1)
@@ -430,40 +517,52 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     cells, nodes = mc.cells, mc.nodes
     n_cells, n_v = cells.shape
     tol = _REL_TOL * mc.diameter
-    cell_polys = shapely.polygons(nodes[cells])
     shape = dom.shape
     shapely.prepare(shape)
     cracks = dom.crack_lines
-    inside = shapely.contains_properly(shape, cell_polys)
-    tree = shapely.STRtree(cell_polys)
+    # numpy first: cells whose boxes stay clear of the boundary and the cracks are wholly inside
+    # or wholly outside (one point decides); only the rest become shapely polygons
+    lo, hi = _cell_boxes(None, mc)
+    lines = shape.boundary if cracks is None else shapely.union(shape.boundary, cracks)
+    near = np.nonzero(_near_lines(lo, hi, lines, tol))[0]
+    far = np.ones(n_cells, bool)
+    far[near] = False
+    centre = nodes[cells[far]].mean(axis=1)
+    inside = np.zeros(n_cells, bool)
+    inside[far] = shapely.contains_xy(shape, centre[:, 0], centre[:, 1])
+
+    near_polys = shapely.polygons(nodes[cells[near]])
+    near_in = shapely.contains_properly(shape, near_polys)
+    tree = shapely.STRtree(near_polys)
     # cells within the tolerance of the boundary count as cut, so that their edges there carry
     # the boundary condition (a domain edge 1e-12 past a cover line is that line to the cover;
-    # as a whole cell it had no boundary pieces and the edge was left free)
-    # queried segment by segment: one boundary geometry's envelope is the whole domain, and the
-    # tree would then measure the distance to every cell (1.5 s of a 1e6-cell cut)
-    inside[tree.query(_segments(shape.boundary), predicate="dwithin", distance=tol)[1]] = False
+    # as a whole cell it had no boundary pieces and the edge was left free). Queried segment by
+    # segment: one boundary geometry's envelope is the whole domain
+    near_in[tree.query(_segments(shape.boundary), predicate="dwithin", distance=tol)[1]] = False
     if cracks is not None:
         # cells within a rounding tolerance of a crack count as touched: a crack along a cover
         # line is on the boundary of the cells on both sides
-        hit = tree.query(_segments(cracks), predicate="dwithin", distance=1e-2 * tol)[1]
-        touched = np.zeros(n_cells, bool)
-        touched[hit] = True
-        inside &= ~touched
+        near_in[tree.query(_segments(cracks), predicate="dwithin", distance=1e-2 * tol)[1]] = False
+    inside[near] = near_in
     whole = np.nonzero(inside)[0]
-    cand = np.nonzero(~inside)[0]
-    cand = cand[shapely.intersects(shape, cell_polys[cand])]
+    rest = np.nonzero(~near_in)[0]  # positions in ``near``
+    rest = rest[shapely.intersects(shape, near_polys[rest])]
+    cand = near[rest]
 
     # elements: whole cells first, then pieces of cut cells (tiny faces: see _boundary_pieces)
     min_area = 1e-12 * mc.diameter**2
     cutters = _crack_cutters(dom, 1e3 * tol)
-    cut_geoms, cut_cell, tiny = _faces_of_cells(cand, cell_polys[cand], shape, cutters, tol, min_area)
-    geoms: list = list(cell_polys[whole]) + cut_geoms
+    cut_geoms, cut_cell, tiny = _faces_of_cells(cand, near_polys[rest], shape, cutters, tol, min_area)
+    geoms = ElementGeometry.of(nodes, cells, whole, cut_geoms)
     elem_cell = np.concatenate([whole, cut_cell]).astype(np.int64)
     n_whole = len(whole)
     elem_cut = np.arange(len(elem_cell)) >= n_whole
     if len(elem_cell) == 0:
         raise ValueError("cover does not overlap the domain")
-    covered = shapely.area(np.asarray(geoms, dtype=object)).sum()
+    covered = (
+        _polygon_areas(nodes[cells[whole]]).sum()
+        + shapely.area(np.asarray(cut_geoms, dtype=object)).sum()
+    )
     if abs(covered - shape.area) > 1e-9 * shape.area:
         raise ValueError(
             f"cover does not cover the domain: covers area {covered:.6g} of {shape.area:.6g}"
@@ -525,7 +624,7 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
         bnd_crack=crk,
         mixed_joins=rows,
         edges=(edges, edge_cells),
-        boxes=_cell_boxes(None, mc),
+        boxes=(lo, hi),
     )
 
 
@@ -604,11 +703,7 @@ def recut(prev: Topology, mc: MathCover, dom: Domain, region) -> Topology:
     hit_polys = near_polys[np.isin(near, hit)]
     new_geoms, new_cell, tiny = _faces_of_cells(hit, hit_polys, dom.shape, cutters, tol, min_area)
     n_keep = len(old_ids)
-    geoms = (
-        list(operator.itemgetter(*old_ids)(prev.elem_geom))
-        if len(old_ids) > 1
-        else [prev.elem_geom[i] for i in old_ids]
-    ) + new_geoms
+    geoms = prev.elem_geom.take(old_ids, new_geoms)
     elem_cell = np.concatenate([prev.elem_cell[old_ids], new_cell])
     elem_cut = np.concatenate([prev.elem_cut[old_ids], np.ones(len(new_cell), bool)])
     new_ids = np.arange(n_keep, n_keep + len(new_cell))

@@ -283,11 +283,7 @@ def _solve_member(pattern, transposed, symmetric, opts, trans, same, f, data, re
         f, code = _try_factor(data, pattern, transposed, symmetric, opts)
         if f is None:
             return None, 0.0, 0, code
-    a = (
-        f.a
-        if same or np.array_equal(ref, data)
-        else _scaled(to_scipy(ref, pattern, False), f.s)
-    )
+    a = f.a if same or np.array_equal(ref, data) else _scaled(to_scipy(ref, pattern, False), f.s)
     x, r, it, met = _refine(f, a, b, trans, opts)
     if a is not f.a and (not np.isfinite(r) or r > 1e-9):
         # the factor of a nearby matrix did not converge as a preconditioner: factor this one
