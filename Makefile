@@ -1,7 +1,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: run demo test test-all bench bench-nn bench-fracture lint clean
+.PHONY: run demo test test-all bench bench-gpu bench-nn bench-fracture lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -28,6 +28,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/poisson_vs_skfem.py
 	$(PY) benchmarks/weak_form_engine.py
 	$(PY) benchmarks/batch_solve.py
+	$(PY) benchmarks/cold_start.py
+
+bench-gpu: $(STAMP)
+	$(PY) benchmarks/gpu.py
 
 bench-nn: $(STAMP)
 	$(PY) benchmarks/train_throughput.py

@@ -995,7 +995,7 @@ def render(result: dict) -> str:
         ]
     if "cut" in result:
         lines += [
-            "## Cutting covers: ~1e5 triangle cells, square with a 64-gon hole and a crack",
+            "## Cutting covers: triangle cells over a square with a 64-gon hole and a crack",
             "",
             cut_table(result["cut"]),
             "",
