@@ -11,6 +11,12 @@ refused with a clear error (``pad=False``).
 Arguments mapped with ``in_axes=None`` are closed over (every device sees all of them); mapped
 arguments must hold arrays only (a pytree of arrays whose mapped axis has the batch's length).
 The output may hold non-array parts (a ``Field``'s space): they come back unchanged.
+
+Past one process: start every process with ``jax.distributed.initialize(...)`` (on CPU, first
+``jax.config.update("jax_cpu_collectives_implementation", "gloo")``) and call
+``sharded_vmap(fn, devices="all")`` with the same whole batch in every process: each process's
+devices solve their shards (host callbacks in that process), and the result, gathered, comes back
+to every process.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, PartitionSpec
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 AXIS = "batch"
 
@@ -30,6 +37,10 @@ AXIS = "batch"
 def _devices(devices) -> list:
     if devices is None:
         return list(jax.local_devices())
+    if isinstance(devices, str):
+        if devices != "all":
+            raise ValueError(f"devices={devices!r}: give None, 'all', a count or a list of devices")
+        return list(jax.devices())  # every process's devices (jax.distributed)
     if isinstance(devices, int):
         local = jax.local_devices()
         if not 1 <= devices <= len(local):
@@ -82,7 +93,9 @@ def sharded_vmap(
     pad: bool = True,
 ) -> Callable:
     """``jax.vmap(fn, in_axes)`` with the batch sharded over ``devices`` (default: every local
-    device; an int takes the first that many). Mapped axes must be 0 (move yours with
+    device; an int takes the first that many; ``"all"``: every device of every process, after
+    ``jax.distributed.initialize`` — each process then passes the whole batch and gets the whole
+    result). Mapped axes must be 0 (move yours with
     ``jnp.moveaxis``). The batch is padded to a multiple of the device count by repeating its
     last member unless ``pad=False``, which makes an indivisible batch an error."""
     devs = _devices(devices)
@@ -106,9 +119,31 @@ def sharded_vmap(
                 f"sharded_vmap: the batch of {size} does not divide over {n_dev} devices; pass "
                 f"pad=True (repeat the last member up to {total}) or a multiple of {n_dev} members"
             )
-        return _run(fn, mesh, axes, size, total, args)
+        if all(d.process_index == jax.process_index() for d in devs):
+            return _run(fn, mesh, axes, size, total, args)
+        return _run_processes(fn, mesh, axes, size, total, args)
 
     return mapped
+
+
+def _run_processes(fn, mesh, axes, size, total, args):
+    """Across processes (``jax.distributed``): every process passes the whole batch, its devices
+    solve their shards, and every process gets the whole result back (an all-gather)."""
+    sharding = NamedSharding(mesh, PartitionSpec(AXIS))
+
+    def place(a):
+        a = np.asarray(a)
+        if total > size:
+            a = np.concatenate([a, np.repeat(a[-1:], total - size, axis=0)])
+        return jax.make_array_from_callback(a.shape, sharding, lambda idx: a[idx])
+
+    placed = tuple(
+        jax.tree_util.tree_map(place, a) if ax is not None else a
+        for a, ax in zip(args, axes, strict=True)
+    )
+    dyn, static = eqx.partition(_run(fn, mesh, axes, total, total, placed), eqx.is_array)
+    dyn = multihost_utils.process_allgather(dyn, tiled=True)
+    return eqx.combine(jax.tree_util.tree_map(lambda a: jnp.asarray(a[:size]), dyn), static)
 
 
 @eqx.filter_jit

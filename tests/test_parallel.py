@@ -81,3 +81,54 @@ def test_sharded_vmap_bad_input_is_named():
         sharded_vmap(lambda a, b: a * b, in_axes=(0, None))(jnp.arange(3.0), 2.0), 2.0 * jnp.arange(3.0)
     )
     assert nmm  # the import switches on float64, as users get it
+
+
+TWO_PROCESSES = textwrap.dedent(
+    """
+    import sys
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(f"127.0.0.1:{sys.argv[2]}", num_processes=2, process_id=int(sys.argv[1]))
+    import jax.numpy as jnp, numpy as np
+    import nmm
+    from nmm.parallel import sharded_vmap
+
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=1 / 4), dom, degree=1)
+    prob = nmm.Poisson(k=lambda x, th: 1.0 + th[0] * x[0] + th[1] * x[1], f=1.0, dirichlet=0.0)
+    pts = jnp.array([[0.3, 0.4], [0.5, 0.5], [0.77, 0.21]])
+    values = lambda t: nmm.solve(V, prob, params=t)(pts)
+    th = jax.random.uniform(jax.random.PRNGKey(0), (5, 2))  # 5 members over 2 processes: padded
+    many = sharded_vmap(values, devices="all")(th)
+    one = jax.jit(jax.vmap(values))(th)
+    print("diff", float(jnp.max(jnp.abs(many - one))), jax.process_count(), flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_processes_by_jax_distributed():
+    """The multi-host path, tried with two local processes (gloo collectives on CPU)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", TWO_PROCESSES, str(i), port],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+        line = next(x for x in out.splitlines() if x.startswith("diff"))
+        diff, count = line.split()[1:]
+        assert float(diff) < 1e-12 and count == "2"
