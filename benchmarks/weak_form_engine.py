@@ -297,7 +297,8 @@ def grad_case(n: int, p: int, reps: int) -> dict:
     g = np.linspace(0.1, 0.9, 4)
     pts = jnp.asarray(np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2))
 
-    def loss(th, space, solver, old):
+    def loss(th, solver, old):
+        # the space is closed over: it is host data, not a jit argument
         u = nmm.solve(space, prob, params=th, solver=solver)
         if old:
             u = eqx.tree_at(lambda f: f.coeffs, u, _refactor_in_backward(u.coeffs))
@@ -313,14 +314,14 @@ def grad_case(n: int, p: int, reps: int) -> dict:
     for name, solver in solvers.items():
         t = interleaved(
             {
-                "forward": lambda s=solver: fwd(th, space, s, False),
-                "value_and_grad": lambda s=solver: vg(th, space, s, False),
-                "old_adjoint": lambda s=solver: vg(th, space, s, True),
+                "forward": lambda s=solver: fwd(th, s, False),
+                "value_and_grad": lambda s=solver: vg(th, s, False),
+                "old_adjoint": lambda s=solver: vg(th, s, True),
             },
             reps,
         )
-        v0, g0 = vg(th, space, solver, False)
-        v1, g1 = vg(th, space, solver, True)
+        v0, g0 = vg(th, solver, False)
+        v1, g1 = vg(th, solver, True)
         out[name] = {
             **t,
             "ratio": t["value_and_grad"]["s"] / t["forward"]["s"],

@@ -64,6 +64,14 @@ def _linear_solver(space, solver):
 def _check_space(space) -> None:
     if not isinstance(space, ManifoldSpace):
         raise TypeError(f"space must be an nmm.ManifoldSpace, got {type(space).__name__}")
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(space)):
+        # the boundary masks and null-mode checks read the space on the host: a traced space
+        # would otherwise fail deep inside numpy with a TracerArrayConversionError
+        raise TypeError(
+            "space: its arrays are traced — the space was passed as an argument of a jitted or "
+            "vmapped function. A space is host data (cut, masked and checked in numpy): close "
+            "over it instead, e.g. jax.jit(lambda th: nmm.solve(V, problem, params=th))"
+        )
 
 
 def _check_form(space: ManifoldSpace, form) -> None:

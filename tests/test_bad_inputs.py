@@ -283,3 +283,13 @@ def test_stalled_outer_refinement_sets_a_code_and_warns(dom, monkeypatch):
 def _system(V, exact):
     K, R = nmm.assemble(V, nmm.Poisson(f=0.0, dirichlet=exact))
     return K, -R
+
+
+def test_a_traced_space_is_named_not_a_numpy_conversion_error(V):
+    """A space passed through jit as an argument: a clear error, not a TracerArrayConversionError
+    from deep inside the boundary checks (benchmarks/weak_form_engine.py did this)."""
+    prob = nmm.Poisson(f=1.0, dirichlet=0.0)
+    with pytest.raises(TypeError, match="space: its arrays are traced.*close over it"):
+        jax.jit(lambda space: nmm.solve(space, prob).coeffs)(V)
+    with pytest.raises(TypeError, match="space: its arrays are traced"):
+        jax.jit(lambda space: nmm.assemble(space, prob)[1])(V)
