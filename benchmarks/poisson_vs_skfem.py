@@ -717,6 +717,37 @@ def fastest_table(rows: list[dict]) -> tuple[str, dict]:
     return markdown(headers, out), summary
 
 
+LEVELS = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10)
+
+
+def time_to_error_table(rows: list[dict]) -> str:
+    """Per accuracy level, the fastest measured run of each family reaching it (no
+    interpolation): NMM (best p) against scikit-fem P1, P2, P3 and P4, run time with the compile
+    time beside it, and who is first."""
+    fams = {"NMM": [r for r in rows if r["kind"] == "nmm"]}
+    for k in sorted({r["p"] for r in rows if r["kind"] == "skfem"}):
+        fams[f"skfem {SKFEM_ORDERS[k]}"] = [r for r in rows if r["kind"] == "skfem" and r["p"] == k]
+    out = []
+    for level in LEVELS:
+        row, best = [f"{level:.0e}"], {}
+        for name, rs in fams.items():
+            ok = [r for r in rs if r["L2"] <= level]
+            if not ok:
+                row.append("not reached")
+                continue
+            r = min(ok, key=lambda r: r["total_s"])
+            best[name] = r["total_s"]
+            extra = (
+                f" (p = {r['p']}, n = {r['n']}; + {r['compile_s']:.2g} s compile)"
+                if name == "NMM"
+                else ""
+            )
+            row.append(f"{r['total_s']:.3g}{extra}")
+        row.append(min(best, key=best.get) if best else "—")
+        out.append(row)
+    return markdown(["rel. L2 ≤", *fams, "first (run time)"], out)
+
+
 def cut_table(runs) -> str:
     rows = []
     for r in runs if isinstance(runs, list) else [runs]:  # one dict: a run from before --cut-cells
@@ -991,6 +1022,10 @@ def render(result: dict) -> str:
             "(sweep + fixed-size runs, no interpolation)",
             "",
             table,
+            "",
+            "### Time to error: the fastest run of each family at every accuracy level",
+            "",
+            time_to_error_table(pool),
             "",
         ]
     if "cut" in result:
