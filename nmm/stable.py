@@ -41,6 +41,7 @@ hole) are handled apart, for every degree (below):
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -137,35 +138,55 @@ def local_grams(
     nt = _basis.n_terms(dim, degree, basis)
     if extra is not None:
         nt += int(np.asarray(jax.eval_shape(extra, jnp.zeros(dim)).shape[0]))
-    chunk = min(_CHUNK, len(q_elem))
-    center, axes = jnp.asarray(center), jnp.asarray(axes)
-
-    @jax.jit
-    def blocks(data, cov, pts, wts):
-        def at(d, c, x):
-            w, _ = cell_weights(kind, d, x)
-            c = c[: w.shape[0]]  # the cell's own covers (then the cut-off covers, if any)
-            xi = jnp.einsum("vij,vj->vi", axes[c], x[None] - center[c])
-            psi, _ = jax.vmap(lambda z: _basis.cover_functions(z, degree, basis))(xi)
-            if extra is not None:
-                f = extra(x)
-                psi = jnp.concatenate([psi, jnp.broadcast_to(f, (psi.shape[0], f.shape[0]))], axis=1)
-            if slots is not None:
-                sw, spsi = slots(x)
-                w, psi = jnp.concatenate([w, sw]), jnp.concatenate([psi, spsi])
-            return w, psi
-
-        w, psi = jax.vmap(jax.vmap(at, in_axes=(None, None, 0)))(data, cov, pts)
-        return jnp.einsum("sq,sqv,sqva,sqvb->svab", wts, w * w, psi, psi)
-
+    # chunks of a power-of-two size (padded with zero weights): one compiled program serves every
+    # space of the same kind and degree whose simplex count falls in the same bucket
+    n_q = len(q_elem)
+    chunk = min(_CHUNK, 1 << max(0, int(np.ceil(np.log2(max(n_q, 1))))))
+    center, axes = np.asarray(center), np.asarray(axes)
     grams = np.zeros((n_cover, nt, nt))
-    for start in range(0, len(q_elem), chunk):
-        idx = np.arange(start, start + chunk) % len(q_elem)
-        wts = np.where((np.arange(start, start + chunk) < len(q_elem))[:, None], q_weights[idx], 0.0)
+    for start in range(0, n_q, chunk):
+        idx = np.arange(start, start + chunk) % n_q
+        wts = np.where((np.arange(start, start + chunk) < n_q)[:, None], q_weights[idx], 0.0)
         e = q_elem[idx]
-        out = blocks(cell_data[e], elem_covers[e], q_points[idx], wts)
+        # each simplex's covers' frames, gathered here: the program's shapes do not depend on
+        # the number of covers (a cut-off cover has no frame: its column is never read)
+        own = np.minimum(elem_covers[e], len(center) - 1)
+        out = _gram_blocks(
+            cell_data[e],
+            q_points[idx],
+            wts,
+            center[own],
+            axes[own],
+            kind=kind,
+            degree=degree,
+            basis=basis,
+            extra=extra,
+            slots=slots,
+        )
         np.add.at(grams, elem_covers[e].ravel(), np.asarray(out).reshape(-1, nt, nt))
     return grams
+
+
+@functools.partial(jax.jit, static_argnames=("kind", "degree", "basis", "extra", "slots"))
+def _gram_blocks(data, pts, wts, center, axes, *, kind, degree, basis, extra, slots):
+    """Per simplex and cover, Σ_q w w_c² ψ ψᵀ (``local_grams``'s kernel; ``center (s, v, dim)``
+    and ``axes (s, v, dim, dim)`` are the frames of each simplex's covers)."""
+
+    def at(d, cen, ax, x):
+        w, _ = cell_weights(kind, d, x)
+        n = w.shape[0]  # the cell's own covers (then the cut-off covers, if any)
+        xi = jnp.einsum("vij,vj->vi", ax[:n], x[None] - cen[:n])
+        psi, _ = jax.vmap(lambda z: _basis.cover_functions(z, degree, basis))(xi)
+        if extra is not None:
+            f = extra(x)
+            psi = jnp.concatenate([psi, jnp.broadcast_to(f, (psi.shape[0], f.shape[0]))], axis=1)
+        if slots is not None:
+            sw, spsi = slots(x)
+            w, psi = jnp.concatenate([w, sw]), jnp.concatenate([psi, spsi])
+        return w, psi
+
+    w, psi = jax.vmap(jax.vmap(at, in_axes=(None, None, None, 0)))(data, center, axes, pts)
+    return jnp.einsum("sq,sqv,sqva,sqvb->svab", wts, w * w, psi, psi)
 
 
 def transforms(grams, tau: float = TAU, drop=None):
