@@ -60,7 +60,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from batch_solve import PROBLEM, exact, space  # the benchmarks' shared Poisson problem
+from batch_solve import PROBLEM, _ready, _timed, exact, space  # the shared problem and timer
 from weak_form_engine import _git_state  # the benchmarks' shared provenance line
 
 import nmm
@@ -79,21 +79,6 @@ SOLVERS = {
 }
 DENSE_MAX = 4000  # DenseLU only up to this many unknowns (n² memory, n³ work)
 THETA = (0.5, 0.25)
-
-
-def _ready(out):
-    return jax.block_until_ready(out)
-
-
-def _timed(fn, reps: int) -> dict:
-    ts = []
-    for _ in range(reps + 1):
-        t0 = time.perf_counter()
-        _ready(fn())
-        ts.append(time.perf_counter() - t0)
-        nmm.linalg.clear_factor_cache()
-    best = min(ts[1:])
-    return {"s": best, "compile_s": max(0.0, ts[0] - best), "all_s": ts}
 
 
 def _is_oom(e: BaseException) -> bool:
