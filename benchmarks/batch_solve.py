@@ -45,7 +45,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from weak_form_engine import _git_state  # the benchmarks' shared provenance line
+from provenance import git_state, write_result  # shared by the benchmarks
 
 import nmm
 
@@ -242,7 +242,7 @@ def main(argv=None) -> None:
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
             f"{jax.default_backend()}",
-            "nmm_git": _git_state(),
+            "nmm_git": git_state(),
             "versions": {"jax": jax.__version__, "numpy": np.__version__},
             "loadavg_start": os.getloadavg(),
             "host_threads": nmm.linalg.superlu.host_threads(),
@@ -256,11 +256,7 @@ def main(argv=None) -> None:
         print(f"  p={p} n={n}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     result["meta"]["loadavg_end"] = os.getloadavg()
     result["meta"]["wall_s"] = time.perf_counter() - t_start
-    print(render(result))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=float))
-    print(f"Wrote {out}")
+    write_result(result, render(result), args.out)
 
 
 if __name__ == "__main__":

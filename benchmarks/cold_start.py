@@ -35,6 +35,8 @@ from pathlib import Path
 
 T_START = time.perf_counter()
 
+from provenance import git_state, write_result  # noqa: E402 - shared by the benchmarks
+
 CHILD_NMM = r"""
 import json, sys, time
 t0 = time.perf_counter()
@@ -168,15 +170,13 @@ def main(argv=None) -> None:
     if args.render:
         print(render(json.loads(Path(args.render).read_text())))
         return
-    sys.path.insert(0, str(Path(__file__).parent))
     import jax
-    from weak_form_engine import _git_state  # the benchmarks' shared provenance line
 
     result = {
         "meta": {
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
             "jax": jax.__version__,
-            "nmm_git": _git_state(),
+            "nmm_git": git_state(),
             "loadavg_start": os.getloadavg(),
         },
         "runs": [],
@@ -193,10 +193,7 @@ def main(argv=None) -> None:
         r = child(CHILD_SKFEM, "skfem", dict(os.environ))
         result["runs"].append({"label": "scikit-fem P4", "run": run, **r})
     result["meta"]["wall_s"] = time.perf_counter() - T_START
-    print(render(result))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    write_result(result, render(result), args.out)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from batch_solve import PROBLEM, _ready, _timed, exact, space  # the shared problem and timer
-from weak_form_engine import _git_state  # the benchmarks' shared provenance line
+from provenance import git_state, write_result  # shared by the benchmarks
 
 import nmm
 
@@ -476,7 +476,7 @@ def main(argv=None) -> None:
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {backend}",
-            "nmm_git": _git_state(),
+            "nmm_git": git_state(),
             "versions": {"jax": jax.__version__, "numpy": np.__version__},
             "loadavg_start": os.getloadavg(),
             "host_threads": nmm.linalg.superlu.host_threads(),
@@ -522,11 +522,7 @@ def main(argv=None) -> None:
         )
     result["meta"]["loadavg_end"] = os.getloadavg()
     result["meta"]["wall_s"] = time.perf_counter() - t_start
-    print(render(result))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=float))
-    print(f"Wrote {out}")
+    write_result(result, render(result), args.out)
 
 
 if __name__ == "__main__":

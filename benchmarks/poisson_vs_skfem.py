@@ -59,6 +59,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from provenance import git_state, write_result  # shared by the benchmarks
 
 RESULT_TAG = "@@RESULT@@"
 TARGET_ERR = 1e-6
@@ -908,21 +909,6 @@ NOTES = [
 ]
 
 
-def _git_state() -> str:
-    """Commit of the nmm checkout, and whether nmm/ had local changes (others edit it too)."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "nmm"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" + local changes in nmm/" if dirty else "")
-
-
 def collect(args) -> dict:
     """Run every case (each in its own subprocess) and return the raw results."""
     sizes = [1e4] if args.quick else args.sizes
@@ -945,7 +931,7 @@ def collect(args) -> dict:
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
             f"{_mem_available_gb():.1f} GiB available at start",
-            "nmm_git": _git_state(),
+            "nmm_git": git_state(),
             "python": platform.python_version(),
             "versions": {
                 "jax": jax.__version__,
@@ -974,7 +960,7 @@ def collect(args) -> dict:
             )
             for c in args.cut_cells
         ]
-    result["meta"]["nmm_git_end"] = _git_state()
+    result["meta"]["nmm_git_end"] = git_state()
     result["meta"]["wall_s"] = time.perf_counter() - t_start
     return result
 
@@ -1097,11 +1083,7 @@ def main(argv=None) -> None:
         return
 
     result = collect(args)
-    print(render(result))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=float))
-    print(f"Wrote {out}")
+    write_result(result, render(result), args.out)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,6 +51,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from provenance import git_state, write_result  # shared by the benchmarks
 
 import nmm
 from nmm.drivers import _assemble_jit, boundary_data
@@ -551,20 +551,6 @@ def render(result: dict) -> str:
 # ================================================================================ driver
 
 
-def _git_state() -> str:
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "nmm"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" + local changes in nmm/" if dirty else "")
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="~1e3 unknowns, two timed calls each")
@@ -589,7 +575,7 @@ def main(argv=None) -> None:
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-            "nmm_git": _git_state(),
+            "nmm_git": git_state(),
             "versions": {"jax": jax.__version__, "numpy": np.__version__},
             "loadavg_start": os.getloadavg(),
         },
@@ -617,11 +603,7 @@ def main(argv=None) -> None:
             )
     result["meta"]["loadavg_end"] = os.getloadavg()
     result["meta"]["wall_s"] = time.perf_counter() - t_start
-    print(render(result))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=float))
-    print(f"Wrote {out}")
+    write_result(result, render(result), args.out)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """JAX's persistent compilation cache, on by default for nmm users.
 
-A new space or problem compiles a new program (1-2 s for a small high-order solve whose run
-takes milliseconds); with the cache on, the second run of a script reads the compiled programs
-from disk instead. :func:`configure` runs when ``nmm`` is imported:
+A new space or problem compiles new programs (1-2 s for a small high-order solve whose run
+takes milliseconds); with the cache on, the second run of a script reads from disk the ones JAX
+could write. :func:`configure` runs when ``nmm`` is imported:
 
 * ``NMM_COMPILATION_CACHE=0`` leaves JAX's settings alone (no cache unless you set one);
 * ``NMM_COMPILATION_CACHE=/some/dir`` puts the cache there;
@@ -11,8 +11,10 @@ from disk instead. :func:`configure` runs when ``nmm`` is imported:
 
 Programs that compile in under ``NMM_COMPILATION_CACHE_MIN_S`` seconds (default 0.1) are not
 written; the directory is capped at ``NMM_COMPILATION_CACHE_MB`` (default 2048 MB, least recently
-used entries go first). JAX does not write programs that call back to the host: the default
-SuperLU solve is one of them, the pure-JAX solvers (``DenseLU``, ``CG``) are cached.
+used entries go first). JAX does not write programs that call back to the host, and every
+``nmm.solve`` program does (SuperLU; the refinement warnings of ``DenseLU`` too): today the cache
+holds the space's Gram kernels and other callback-free programs, and the first solve of a second
+run still compiles (``benchmarks/cold_start.py``: 2 of its programs hit the cache).
 """
 
 from __future__ import annotations

@@ -78,11 +78,12 @@ def _batch_size(args, in_axes) -> int:
     return sizes.pop()
 
 
-def _pad(a, total: int):
+def _pad(a, total: int, xp=jnp):
+    """``a`` with its last member repeated up to ``total`` members (``xp``: numpy for host data)."""
     extra = total - a.shape[0]
     if extra == 0:
         return a
-    return jnp.concatenate([a, jnp.repeat(a[-1:], extra, axis=0)], axis=0)
+    return xp.concatenate([a, xp.repeat(a[-1:], extra, axis=0)], axis=0)
 
 
 def sharded_vmap(
@@ -95,9 +96,9 @@ def sharded_vmap(
     """``jax.vmap(fn, in_axes)`` with the batch sharded over ``devices`` (default: every local
     device; an int takes the first that many; ``"all"``: every device of every process, after
     ``jax.distributed.initialize`` — each process then passes the whole batch and gets the whole
-    result). Mapped axes must be 0 (move yours with
-    ``jnp.moveaxis``). The batch is padded to a multiple of the device count by repeating its
-    last member unless ``pad=False``, which makes an indivisible batch an error."""
+    result). Mapped axes must be 0 (move yours with ``jnp.moveaxis``). The batch is padded to a
+    multiple of the device count by repeating its last member unless ``pad=False``, which makes an
+    indivisible batch an error."""
     devs = _devices(devices)
     mesh = Mesh(np.array(devs), (AXIS,))
 
@@ -132,9 +133,7 @@ def _run_processes(fn, mesh, axes, size, total, args):
     sharding = NamedSharding(mesh, PartitionSpec(AXIS))
 
     def place(a):
-        a = np.asarray(a)
-        if total > size:
-            a = np.concatenate([a, np.repeat(a[-1:], total - size, axis=0)])
+        a = _pad(np.asarray(a), total, np)
         return jax.make_array_from_callback(a.shape, sharding, lambda idx: a[idx])
 
     placed = tuple(

@@ -73,18 +73,16 @@ class ElementGeometry:
     def take(self, ids, more: list = ()) -> ElementGeometry:
         """The elements ``ids``, then the polygons ``more``."""
         ids = np.asarray(ids, np.int64)
-        tail = ElementGeometry.of(self.nodes, self.cells, np.zeros(0, np.int64), list(more))
-        return ElementGeometry(
-            self.nodes,
-            self.cells,
-            np.concatenate([self.cell_of[ids], tail.cell_of]),
-            np.concatenate([self.stored[ids], tail.stored]),
-        )
+        stored = np.empty(len(ids) + len(more), object)
+        stored[: len(ids)] = self.stored[ids]
+        stored[len(ids) :] = more
+        cell_of = np.concatenate([self.cell_of[ids], -np.ones(len(more), np.int64)])
+        return ElementGeometry(self.nodes, self.cells, cell_of, stored)
 
 
-def _near_lines(lo: np.ndarray, hi: np.ndarray, lines, dist: float) -> np.ndarray:
-    """``(n_cells,)`` True for every cell whose box ``[lo, hi]`` may come within ``dist`` of the
-    (multi)line ``lines`` (a superset: the exact test is shapely's, on these cells only).
+def _near_lines(lo: np.ndarray, hi: np.ndarray, seg: np.ndarray, dist: float) -> np.ndarray:
+    """``(n_cells,)`` True for every cell whose box ``[lo, hi]`` may come within ``dist`` of a
+    segment of ``seg (k, 2, 2)`` (a superset: the exact test is shapely's, on these cells only).
 
     Cells are binned by their lower corner on a grid of spacing H (the largest box side); points
     spaced H/8 along every segment mark the bins within two of theirs, which hold every cell
@@ -93,17 +91,14 @@ def _near_lines(lo: np.ndarray, hi: np.ndarray, lines, dist: float) -> np.ndarra
     origin = lo.min(axis=0)
     b = np.floor((lo - origin) / big).astype(np.int64)
     shape = b.max(axis=0) + 1
+    samples = [np.linspace(a, z, int(np.ceil(np.linalg.norm(z - a) / (big / 8))) + 1) for a, z in seg]
+    q = np.floor((np.concatenate(samples) - origin) / big).astype(np.int64)
     mark = np.zeros(shape, bool)
-    for g in shapely.get_parts(lines):
-        c = np.asarray(g.coords)
-        for a, z in zip(c[:-1], c[1:], strict=True):
-            k = int(np.ceil(np.linalg.norm(z - a) / (big / 8))) + 1
-            q = np.floor((np.linspace(a, z, k) - origin) / big).astype(np.int64)
-            for dx in range(-2, 3):
-                for dy in range(-2, 3):
-                    qq = q + (dx, dy)
-                    ok = np.all((qq >= 0) & (qq < shape), axis=1)
-                    mark[qq[ok, 0], qq[ok, 1]] = True
+    for dx in range(-2, 3):
+        for dy in range(-2, 3):
+            qq = q + (dx, dy)
+            ok = np.all((qq >= 0) & (qq < shape), axis=1)
+            mark[qq[ok, 0], qq[ok, 1]] = True
     return mark[b[:, 0], b[:, 1]]
 
 
@@ -378,26 +373,18 @@ def _mixed_rows(edges, edge_cells, nodes, geoms, elem_cut, order, starts, cell_n
     and b of the two cells are joined in the patches of both end nodes where their boundaries
     share a piece of the edge of positive length that is not on a crack."""
     rows = []
-    ring_of: dict = {}  # a cut element meets up to n_v of these edges: its rings are read once
-
-    def element_rings(e):
-        r = ring_of.get(e)
-        if r is None:
-            r = ring_of[e] = rings(geoms[e])
-        return r
-
     for (na, nb), (c1, c2) in zip(edges, edge_cells, strict=True):
         pa, pb = nodes[na], nodes[nb]
         e1 = order[starts[c1] : starts[c1] + cell_nelem[c1]]
         e2 = order[starts[c2] : starts[c2] + cell_nelem[c2]]
         iv1, iv2 = (
             [
-                _intervals_on_edge(element_rings(e), pa, pb, tol) if elem_cut[e] else [(0.0, 1.0)]
+                _intervals_on_edge(rings(geoms[e]), pa, pb, tol) if elem_cut[e] else [(0.0, 1.0)]
                 for e in es
             ]
             for es in (e1, e2)
         )
-        on_crack = _intervals_on_edge(chains, pa, pb, tol) if chains else []
+        on_crack = _intervals_on_edge(chains, pa, pb, tol)
         for i, a in enumerate(e1):
             for j, b in enumerate(e2):
                 if _overlap(iv1[i], iv2[j], on_crack) > 1e-7:
@@ -508,9 +495,11 @@ def _boundary_pieces(geoms, ids, tiny, dom, tol, diameter, near=None):
 
 
 def _segments(lines) -> np.ndarray:
-    """The straight segments of a (multi)line string or polygon boundary, as line geometries."""
+    """``(k, 2, 2)``: the straight segments of a (multi)line string or a polygon's boundary."""
+    if lines is None:
+        return np.zeros((0, 2, 2))
     coords = [np.asarray(g.coords) for g in shapely.get_parts(lines)]
-    return shapely.linestrings(np.concatenate([np.stack([c[:-1], c[1:]], 1) for c in coords]))
+    return np.concatenate([np.stack([c[:-1], c[1:]], 1) for c in coords])
 
 
 def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
@@ -523,8 +512,8 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     # numpy first: cells whose boxes stay clear of the boundary and the cracks are wholly inside
     # or wholly outside (one point decides); only the rest become shapely polygons
     lo, hi = _cell_boxes(None, mc)
-    lines = shape.boundary if cracks is None else shapely.union(shape.boundary, cracks)
-    near = np.nonzero(_near_lines(lo, hi, lines, tol))[0]
+    bnd_seg, crack_seg = _segments(shape.boundary), _segments(cracks)
+    near = np.nonzero(_near_lines(lo, hi, np.concatenate([bnd_seg, crack_seg]), tol))[0]
     far = np.ones(n_cells, bool)
     far[near] = False
     centre = nodes[cells[far]].mean(axis=1)
@@ -538,11 +527,12 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     # the boundary condition (a domain edge 1e-12 past a cover line is that line to the cover;
     # as a whole cell it had no boundary pieces and the edge was left free). Queried segment by
     # segment: one boundary geometry's envelope is the whole domain
-    near_in[tree.query(_segments(shape.boundary), predicate="dwithin", distance=tol)[1]] = False
+    near_in[tree.query(shapely.linestrings(bnd_seg), predicate="dwithin", distance=tol)[1]] = False
     if cracks is not None:
         # cells within a rounding tolerance of a crack count as touched: a crack along a cover
         # line is on the boundary of the cells on both sides
-        near_in[tree.query(_segments(cracks), predicate="dwithin", distance=1e-2 * tol)[1]] = False
+        hit = tree.query(shapely.linestrings(crack_seg), predicate="dwithin", distance=1e-2 * tol)
+        near_in[hit[1]] = False
     inside[near] = near_in
     whole = np.nonzero(inside)[0]
     rest = np.nonzero(~near_in)[0]  # positions in ``near``

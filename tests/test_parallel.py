@@ -16,18 +16,25 @@ import pytest
 import nmm
 from nmm.parallel import sharded_vmap
 
-SCRIPT = textwrap.dedent(
+# the batch both subprocess scripts solve: k = 1 + θ₀x + θ₁y, values at three points
+PROBLEM = textwrap.dedent(
     """
-    import jax, jax.numpy as jnp, numpy as np
+    import jax.numpy as jnp
     import nmm
     from nmm.parallel import sharded_vmap
 
-    assert len(jax.devices()) == 4, jax.devices()
     dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
     V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=1 / 4), dom, degree=1)
     prob = nmm.Poisson(k=lambda x, th: 1.0 + th[0] * x[0] + th[1] * x[1], f=1.0, dirichlet=0.0)
     pts = jnp.array([[0.3, 0.4], [0.5, 0.5], [0.77, 0.21]])
     values = lambda t: nmm.solve(V, prob, params=t)(pts)
+    """
+)
+
+SCRIPT = PROBLEM + textwrap.dedent(
+    """
+    import jax
+    assert len(jax.devices()) == 4, jax.devices()
     th = jax.random.uniform(jax.random.PRNGKey(0), (6, 2))  # 6 members over 4 devices: padded
 
     one = jax.jit(jax.vmap(values))(th)
@@ -38,7 +45,6 @@ SCRIPT = textwrap.dedent(
     assert isinstance(fields, nmm.Field), type(fields)
     print("field", float(jnp.max(jnp.abs(jax.vmap(lambda f: f(pts))(fields) - one[:4]))))
 
-    loss = lambda f: lambda t: jnp.sum(f(values)(t) ** 2)
     g_one = jax.grad(lambda t: jnp.sum(jax.vmap(values)(t) ** 2))(th[:4])
     g_many = jax.grad(lambda t: jnp.sum(sharded_vmap(values)(t) ** 2))(th[:4])
     print("grad", float(jnp.max(jnp.abs(g_many - g_one))), float(jnp.max(jnp.abs(g_one))))
@@ -83,26 +89,24 @@ def test_sharded_vmap_bad_input_is_named():
     assert nmm  # the import switches on float64, as users get it
 
 
-TWO_PROCESSES = textwrap.dedent(
-    """
+TWO_PROCESSES = (
+    textwrap.dedent(
+        """
     import sys
     import jax
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(f"127.0.0.1:{sys.argv[2]}", num_processes=2, process_id=int(sys.argv[1]))
-    import jax.numpy as jnp, numpy as np
-    import nmm
-    from nmm.parallel import sharded_vmap
-
-    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
-    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=1 / 4), dom, degree=1)
-    prob = nmm.Poisson(k=lambda x, th: 1.0 + th[0] * x[0] + th[1] * x[1], f=1.0, dirichlet=0.0)
-    pts = jnp.array([[0.3, 0.4], [0.5, 0.5], [0.77, 0.21]])
-    values = lambda t: nmm.solve(V, prob, params=t)(pts)
+    """
+    )
+    + PROBLEM
+    + textwrap.dedent(
+        """
     th = jax.random.uniform(jax.random.PRNGKey(0), (5, 2))  # 5 members over 2 processes: padded
     many = sharded_vmap(values, devices="all")(th)
     one = jax.jit(jax.vmap(values))(th)
     print("diff", float(jnp.max(jnp.abs(many - one))), jax.process_count(), flush=True)
     """
+    )
 )
 
 
