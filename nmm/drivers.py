@@ -29,6 +29,7 @@ from .assembly import (
     volume_quadrature,
 )
 from .assembly import assemble as _assemble
+from .buckets import cut_back, pad_boundary_data, solve_view
 from .checks import real_array
 from .field import Field, SolveInfo
 from .forms import boundary as bc
@@ -91,7 +92,7 @@ def boundary_data(space: ManifoldSpace, form: Form, check: bool = True) -> Bound
     dmask, nmask = bc.masks(space, form)
     if check:
         bc.check_null_modes(space, form, dmask)
-    return BoundaryData(jnp.asarray(dmask), jnp.asarray(nmask), bool(np.any(dmask > 0)))
+    return BoundaryData(jax.device_put(dmask), jax.device_put(nmask), bool(np.any(dmask > 0)))
 
 
 # ------------------------------------------------------------------------------ the core
@@ -300,8 +301,19 @@ def solve(
             raise ValueError(f"x0 must have shape ({space.n_dofs},), got {x0.shape}")
     problem.check_data(params)
     bd = boundary_data(space, problem)
-    x, info = _solve(space, problem, params, bd, None, solver, opts, x0, bool(throw))
+    x, info = _bucketed_solve(space, problem, params, bd, solver, opts, x0, bool(throw))
     return settle(Field(space, x, info))
+
+
+def _bucketed_solve(space, form, params, bd, solver, opts, x0, throw):
+    """``_solve`` on the space padded to its size buckets (:mod:`nmm.buckets`: spaces of one
+    bucket share the compiled program), the solution cut back to the space's unknowns."""
+    view = solve_view(space)
+    if x0 is not None:
+        x0 = jnp.pad(x0, (0, view.n_dofs - space.n_dofs))
+    bd = pad_boundary_data(bd, view)
+    x, info = _solve(view, form, params, bd, None, solver, opts, x0, throw)
+    return cut_back(x, space.n_dofs), info
 
 
 def assemble(space: ManifoldSpace, problem: Form, params=None, state=None):
@@ -345,7 +357,7 @@ def fit(space: ManifoldSpace, target, params=None, solver=None, *, throw: bool =
         form = L2Fit(target, components=space.components)
         form.check_data(params)
         bd = boundary_data(space, form)
-        x, info = _solve(space, form, params, bd, None, solver, Newton(), None, bool(throw))
+        x, info = _bucketed_solve(space, form, params, bd, solver, Newton(), None, bool(throw))
         return settle(Field(space, x, info))
     if not (isinstance(target, tuple | list) and len(target) == 2):
         raise TypeError(

@@ -39,7 +39,7 @@ def build(cover, topo) -> Locator:
     """Build the locator of a cut cover (host side)."""
     if cover.dim == 1:
         g = np.array(topo.elem_geom)
-        starts, ends = jnp.asarray(g[:, 0]), jnp.asarray(g[:, 1])
+        starts, ends = jax.device_put(g[:, 0]), jax.device_put(g[:, 1])
         return Locator(1, cover.kind, cover.diameter, starts=starts, ends=ends)
     n_elem = topo.n_elem
     cut = np.nonzero(topo.elem_cut)[0]
@@ -81,11 +81,11 @@ def build(cover, topo) -> Locator:
         2,
         cover.kind,
         cover.diameter,
-        lo=jnp.asarray(lo),
+        lo=jax.device_put(lo),
         n_buckets=(int(nb[0]), int(nb[1])),
-        table=jnp.asarray(table),
-        cut_index=jnp.asarray(cut_index),
-        cut_edges=jnp.asarray(cut_edges),
+        table=jax.device_put(table),
+        cut_index=jax.device_put(cut_index),
+        cut_edges=jax.device_put(cut_edges),
     )
 
 

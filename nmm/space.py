@@ -357,6 +357,8 @@ class HostData:
     domain: Domain
     topology: Topology
     pattern: BlockPattern  # block CSR structure of the cover-pair matrix
+    # what is derived from the space once and kept (``nmm.buckets.solve_view``)
+    derived: dict = dataclasses.field(default_factory=dict, repr=False)
 
 
 def _check_size(cover: MathCover, degree: int, nt: int, nc: int, quad_degree: int, limit_gib) -> None:
@@ -576,24 +578,24 @@ class ManifoldSpace(eqx.Module):
         blocks_of = lambda k: np.searchsorted(keys, k).reshape(len(k), n_v, n_v)  # noqa: E731
 
         self.host = HostData(cover, domain, topo, BlockPattern(indptr, cols))
-        self.elem_cell_data = jnp.asarray(cover.cell_data[basis_cell])
-        self.elem_dofs = jnp.asarray(dofs.reshape(len(cells), n_v * nc * nt))
-        self.elem_center = jnp.asarray(cover.nodes[cells])
-        self.elem_scale = jnp.asarray(cover.node_scale[cells])
-        self.elem_h = jnp.asarray(elem_h)
-        self.elem_blocks = jnp.asarray(blocks_of(elem_keys))
-        self.q_points, self.q_weights = jnp.asarray(qp), jnp.asarray(qw)
-        self.q_elem = jnp.asarray(q_elem)
-        self.b_points, self.b_weights = jnp.asarray(bp), jnp.asarray(bw)
-        self.b_elem = jnp.asarray(topo.bnd_elem)
-        self.b_flux = jnp.asarray(donors)
+        self.elem_cell_data = jax.device_put(cover.cell_data[basis_cell])
+        self.elem_dofs = jax.device_put(dofs.reshape(len(cells), n_v * nc * nt))
+        self.elem_center = jax.device_put(cover.nodes[cells])
+        self.elem_scale = jax.device_put(cover.node_scale[cells])
+        self.elem_h = jax.device_put(elem_h)
+        self.elem_blocks = jax.device_put(blocks_of(elem_keys))
+        self.q_points, self.q_weights = jax.device_put(qp), jnp.asarray(qw)
+        self.q_elem = jax.device_put(q_elem)
+        self.b_points, self.b_weights = jax.device_put(bp), jnp.asarray(bw)
+        self.b_elem = jax.device_put(topo.bnd_elem)
+        self.b_flux = jax.device_put(donors)
         # blocks of (element cover, flux-element cover) pairs of each boundary piece
-        self.b_blocks = jnp.asarray(np.stack([blocks_of(ef), blocks_of(fe)], axis=1))
-        self.b_normal = jnp.asarray(topo.bnd_normal)
-        self.b_crack = jnp.asarray(topo.bnd_crack)
-        self.block_rows, self.block_cols = jnp.asarray(rows), jnp.asarray(cols)
+        self.b_blocks = jax.device_put(np.stack([blocks_of(ef), blocks_of(fe)], axis=1))
+        self.b_normal = jax.device_put(topo.bnd_normal)
+        self.b_crack = jax.device_put(topo.bnd_crack)
+        self.block_rows, self.block_cols = jax.device_put(rows), jnp.asarray(cols)
         self.locator = build(cover, topo)
-        self.elem_covers = jnp.asarray(ec)
+        self.elem_covers = jax.device_put(ec)
 
         if self.stable:
             center, axes = _stable.frames(*boxes)
@@ -618,9 +620,9 @@ class ManifoldSpace(eqx.Module):
             )
             T, kept_dirs = _stable.transforms(grams, drop=drop if enrich else None)
             self.n_unknowns = int(kept_dirs.sum()) * nc
-            self.elem_center = jnp.asarray(center[topo.elem_covers])
-            self.elem_axes = jnp.asarray(axes[topo.elem_covers])
-            self.cover_T = jnp.asarray(T)
+            self.elem_center = jax.device_put(center[topo.elem_covers])
+            self.elem_axes = jax.device_put(axes[topo.elem_covers])
+            self.cover_T = jax.device_put(T)
         else:
             self.n_unknowns = n_cov * nc * nt
             self.elem_axes = jnp.zeros((0, n_v, cover.dim, cover.dim))

@@ -5,7 +5,8 @@
 * Solver objects with ``init(operator) -> state`` (the factorisation or preconditioner),
   ``solve(state, b)`` and ``transpose_solve(state, b)``: :class:`SuperLU` (host, direct, the
   default), :class:`CG` and :class:`BiCGStab` (JAX, block-Jacobi), :class:`DenseLU` (JAX, small
-  systems, batched). An accelerator sparse direct backend is one more class with these methods.
+  systems, batched), :class:`PETSc` (optional: PETSc's Krylov solvers and multigrid,
+  MPI-parallel). An accelerator sparse direct backend is one more class with these methods.
 * :func:`linear_solve`: differentiable (adjoint rule reusing the state), returns a
   :class:`Solution` with a result code; ``throw=False`` reports failures per batch member.
 """
@@ -15,6 +16,7 @@ from .iterative import CG as CG
 from .iterative import BiCGStab as BiCGStab
 from .operator import BlockCSR as BlockCSR
 from .operator import BlockPattern as BlockPattern
+from .petsc import PETSc as PETSc
 from .results import RESULTS as RESULTS
 from .results import RefinementWarning as RefinementWarning
 from .solve import Solution as Solution
@@ -38,6 +40,7 @@ __all__ = [
     "CG",
     "BiCGStab",
     "DenseLU",
+    "PETSc",
     "as_solver",
     "linear_solve",
     "raise_if_failed",

@@ -2,9 +2,10 @@
 
 Every physical cover carries ``b = components × terms`` unknowns, so a system matrix is a sparse
 matrix of dense ``b × b`` blocks, one per pair of covers that share a manifold element. The block
-pattern is fixed by the space (host-side, numpy, hashed by identity so that it can be static);
-only the block values are JAX arrays, so an operator passes through ``jit``, ``vmap`` and ``grad``
-like any pytree.
+pattern is fixed by the space; the operator carries it as arrays (the block row and column of
+every block) and, static, only its sizes, so compiled programs depend on the sizes alone: two
+spaces of equal (padded) sizes share them (``nmm.buckets``). Only the block values are
+differentiated; an operator passes through ``jit``, ``vmap`` and ``grad`` like any pytree.
 """
 
 from __future__ import annotations
@@ -22,10 +23,23 @@ from jax.experimental import sparse as jsparse
 @dataclass(frozen=True, eq=False)
 class BlockPattern:
     """The block pattern of an operator (host side): block CSR ``indptr (n_rows + 1,)`` and
-    ``indices (n_blocks,)``, in the order of the operator's ``data``."""
+    ``indices (n_blocks,)``, in the order of the operator's ``data``.
+
+    Equal (and hashed alike) when the sizes are: the pattern is static in compiled programs,
+    which read the blocks' rows and columns from the operator's arrays at run time (never from
+    here), so patterns of equal sizes may share them."""
 
     indptr: np.ndarray
     indices: np.ndarray
+
+    def _sizes(self) -> tuple[int, int]:
+        return self.n_block_rows, self.n_blocks
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, BlockPattern) and self._sizes() == other._sizes()
+
+    def __hash__(self) -> int:
+        return hash(self._sizes())
 
     @property
     def n_block_rows(self) -> int:
@@ -112,13 +126,18 @@ class BlockCSR(eqx.Module):
 
     def to_scipy(self) -> sp.csc_matrix:
         """The matrix as a scipy CSC matrix (host side; needs concrete data)."""
-        return to_scipy(np.asarray(self.data), self.pattern, self.transposed)
+        rows, cols = np.asarray(self.rows), np.asarray(self.cols)
+        return to_scipy(np.asarray(self.data), rows, cols, self.n_block_rows, self.transposed)
 
 
-def to_scipy(data: np.ndarray, pattern: BlockPattern, transposed: bool = False) -> sp.csc_matrix:
-    """Block values ``data (n_blocks, b, b)`` in ``pattern`` as a scipy CSC matrix."""
+def to_scipy(data, rows, cols, n_block_rows: int, transposed: bool = False) -> sp.csc_matrix:
+    """Block values ``data (n_blocks, b, b)`` at block ``rows``, ``cols`` (sorted by row, as an
+    operator stores them; repeated blocks are summed) as a scipy CSC matrix."""
     b = data.shape[-1]
-    n = pattern.n_block_rows * b
-    a = sp.bsr_matrix((data, pattern.indices, pattern.indptr), shape=(n, n))
+    n = n_block_rows * b
+    indptr = np.searchsorted(rows, np.arange(n_block_rows + 1))
+    a = sp.bsr_matrix((data, cols, indptr), shape=(n, n))
     # the CSR form of A is the CSC form of A^T: transposing costs no copy of the entries
-    return a.tocsr().T.tocsc() if transposed else a.tocsc()
+    a = a.tocsr().T.tocsc() if transposed else a.tocsc()
+    a.sum_duplicates()  # the padding blocks of a bucketed space repeat one block
+    return a

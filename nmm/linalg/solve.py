@@ -66,7 +66,13 @@ def as_solver(solver):
     if isinstance(solver, str):
         if solver == "cg":
             return CG()
-        raise ValueError(f"solver must be one of {SOLVERS} or a solver object, got {solver!r}")
+        if solver == "petsc":  # optional: a clear ImportError naming the extra when missing
+            from .petsc import PETSc
+
+            return PETSc()
+        raise ValueError(
+            f"solver must be one of {(*SOLVERS, 'petsc')} or a solver object, got {solver!r}"
+        )
     if isinstance(solver, SolverOptions):
         if solver.method == "direct":
             return SuperLU(solver.eps, solver.rtol, solver.max_iter or 20, solver.condition)

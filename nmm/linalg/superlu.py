@@ -219,11 +219,29 @@ def _full_shape(arrays_and_trailing):
     return np.broadcast_shapes(*[a.shape[: a.ndim - t] for a, t in arrays_and_trailing])
 
 
-def _try_factor(data, pattern, transposed, symmetric, opts):
+@dataclass(frozen=True)
+class _Pattern:
+    """The block pattern as the host reads it at run time (from the operator's arrays)."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    n_block_rows: int
+
+    @classmethod
+    def of(cls, rows, cols, n_block_rows: int) -> _Pattern:
+        # unbatched operands of a vmapped callback arrive with leading axes of size 1
+        rows, cols = (np.asarray(v).reshape(-1, np.shape(v)[-1])[0] for v in (rows, cols))
+        return cls(rows, cols, n_block_rows)
+
+    def matrix(self, data) -> sp.csc_matrix:
+        return to_scipy(data, self.rows, self.cols, self.n_block_rows, False)
+
+
+def _try_factor(data, pattern: _Pattern, transposed, symmetric, opts):
     if not np.all(np.isfinite(data)):
         return None, RESULTS.nonfinite
     try:
-        return _factor(to_scipy(data, pattern, False), symmetric, opts), RESULTS.successful
+        return _factor(pattern.matrix(data), symmetric, opts), RESULTS.successful
     except RuntimeError:  # "Factor is exactly singular"
         return None, RESULTS.singular
 
@@ -283,7 +301,7 @@ def _solve_member(pattern, transposed, symmetric, opts, trans, same, f, data, re
         f, code = _try_factor(data, pattern, transposed, symmetric, opts)
         if f is None:
             return None, 0.0, 0, code
-    a = f.a if same or np.array_equal(ref, data) else _scaled(to_scipy(ref, pattern, False), f.s)
+    a = f.a if same or np.array_equal(ref, data) else _scaled(pattern.matrix(ref), f.s)
     x, r, it, met = _refine(f, a, b, trans, opts)
     if a is not f.a and (not np.isfinite(r) or r > 1e-9):
         # the factor of a nearby matrix did not converge as a preconditioner: factor this one
@@ -383,9 +401,11 @@ class SuperLU(eqx.Module):
             jax.ShapeDtypeStruct(lead, jnp.int32),
         )
 
-        def host(data, *old):
+        n_rows = operator.n_block_rows
+
+        def host(data, rows, cols, *old):
             h, c, code = _host_init(
-                operator.pattern,
+                _Pattern.of(rows, cols, n_rows),
                 operator.transposed,
                 operator.symmetric,
                 opts,
@@ -396,7 +416,13 @@ class SuperLU(eqx.Module):
 
         old = () if release is None else (release.handle,)
         handle, cond, result = jax.pure_callback(
-            host, shapes, jax.lax.stop_gradient(operator.data), *old, vmap_method="expand_dims"
+            host,
+            shapes,
+            jax.lax.stop_gradient(operator.data),
+            operator.rows,
+            operator.cols,
+            *old,
+            vmap_method="expand_dims",
         )
         return SuperLUState(handle, operator, cond, result)
 
@@ -418,13 +444,14 @@ class SuperLU(eqx.Module):
             jax.ShapeDtypeStruct(lead, jnp.int32),
         )
         same = operator is None
+        n_rows = op.n_block_rows
 
-        def host(handle, data, ref_data, rhs):
+        def host(handle, data, ref_data, rhs, rows, cols):
             full = np.broadcast_shapes(
                 handle.shape, data.shape[:-3], ref_data.shape[:-3], rhs.shape[:-1]
             )
             x, r, it, code = _host_solve(
-                op.pattern,
+                _Pattern.of(rows, cols, n_rows),
                 op.transposed,
                 op.symmetric,
                 opts,
@@ -444,7 +471,15 @@ class SuperLU(eqx.Module):
 
         stop = jax.lax.stop_gradient
         x, res, its, code = jax.pure_callback(
-            host, shapes, state.handle, stop(op.data), stop(ref), stop(b), vmap_method="expand_dims"
+            host,
+            shapes,
+            state.handle,
+            stop(op.data),
+            stop(ref),
+            stop(b),
+            op.rows,
+            op.cols,
+            vmap_method="expand_dims",
         )
         code = jnp.where(state.result != RESULTS.successful, state.result, code)
         return x, code, res, its
