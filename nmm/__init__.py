@@ -55,6 +55,7 @@ from .growth import GrowthHistory as GrowthHistory  # noqa: E402
 from .growth import grow as grow  # noqa: E402
 from .linalg import RESULTS as RESULTS  # noqa: E402
 from .linalg import RefinementWarning as RefinementWarning  # noqa: E402
+from .linalg import SolveError as SolveError  # noqa: E402
 from .linalg import SolverOptions as SolverOptions  # noqa: E402
 from .nonlinear import Newton as Newton  # noqa: E402
 from .space import ManifoldSpace as ManifoldSpace  # noqa: E402
@@ -89,6 +90,7 @@ __all__ = [
     "SolverOptions",
     "RESULTS",
     "RefinementWarning",
+    "SolveError",
     "LargeProblemWarning",
     "Field",
     "SolveInfo",

@@ -185,6 +185,22 @@ def closure_convert(fn: Callable, *examples, name: str = "kernel") -> Converted:
     )
 
 
+def data_names(form: Form) -> tuple[str, ...]:
+    """The names of the form's data, in the order of ``Kernels.data_names`` (and of the result
+    codes ``RESULTS.nonfinite_data + i``): volume data, dirichlet[i], neumann[i], crack_neumann."""
+    name = type(form).__name__
+
+    def listed(what, k):
+        return tuple(f"{name}.{what}" + (f"[{i}]" if k > 1 else "") for i in range(k))
+
+    return (
+        tuple(f"{name}.{f}" for f in type(form).data_fields)
+        + listed("dirichlet", len(dirichlet_conditions(form)))
+        + listed("neumann", len(neumann_conditions(form)))
+        + (f"{name}.crack_neumann",)
+    )
+
+
 def bind(form: Form, params, n: int, dim: int, dtype=jnp.float64) -> Kernels:
     """The point kernels of ``form`` with ``n`` components in ``dim`` dimensions (call it where
     the solve is traced: the analysis runs once per compilation)."""
@@ -216,15 +232,7 @@ def bind(form: Form, params, n: int, dim: int, dtype=jnp.float64) -> Kernels:
     adm_c = closure_convert(admissible, xe, name=f"{name}.admissible")
     data_c = closure_convert(data, xe, name=f"{name} data check")
 
-    def listed(what, k):
-        return tuple(f"{name}.{what}" + (f"[{i}]" if k > 1 else "") for i in range(k))
-
-    names = (
-        tuple(f"{name}.{f}" for f in fields)
-        + listed("dirichlet", len(dirichlets))
-        + listed("neumann", len(neumanns))
-        + (f"{name}.crack_neumann",)
-    )
+    names = data_names(form)
 
     # structure read from the jaxprs: is the residual affine in the state (one solve, no
     # Newton)? which tangent blocks are identically zero (not assembled)?

@@ -125,9 +125,9 @@ def test_factorisation_is_kept(systems, monkeypatch):
     calls["n"] = 0
     prob = nmm.Poisson(k=lambda x, th: th[0] + th[1] * x[0], f=1.0, dirichlet=lambda x, th: 0.0)
     pts = jnp.array([[0.5, 0.8], [0.9, 0.1]])
-    val, grad = jax.value_and_grad(lambda th: jnp.sum(nmm.solve(V, prob, params=th)(pts) ** 2))(
-        jnp.array([1.0, 0.5])
-    )
+    val, grad = jax.value_and_grad(
+        lambda th: jnp.sum(nmm.solve(V, prob, params=th, solver="direct")(pts) ** 2)
+    )(jnp.array([1.0, 0.5]))
     assert calls["n"] == 1 and np.all(np.isfinite(grad))
     # a dropped cache entry costs a refactorisation, never a wrong answer
     calls["n"] = 0
@@ -213,7 +213,8 @@ def test_batched_host_solves_run_on_threads_and_factor_each_member_once(monkeypa
     V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=0.25), dom, degree=1)
     prob = nmm.Poisson(k=lambda x, t: 1.0 + t * x[0], f=lambda x, t: 1.0, dirichlet=lambda x, t: 0.0)
     pts = jnp.array([[0.3, 0.4], [0.7, 0.2], [0.5, 0.5]])
-    batched = jax.jit(jax.vmap(lambda t: nmm.solve(V, prob, params=t)(pts)))
+    # (solver="direct": below 512 unknowns the default is the dense LU in JAX)
+    batched = jax.jit(jax.vmap(lambda t: nmm.solve(V, prob, params=t, solver="direct")(pts)))
     thetas = jnp.linspace(0.0, 2.0, 20)
     batched(thetas)  # compile
     nmm.linalg.clear_factor_cache()
@@ -226,7 +227,7 @@ def test_batched_host_solves_run_on_threads_and_factor_each_member_once(monkeypa
     par = batched(thetas)
     assert nmm.linalg.factorisations() - before == 20
     np.testing.assert_allclose(par, seq, rtol=1e-12, atol=1e-14)
-    one = jax.jit(lambda t: nmm.solve(V, prob, params=t)(pts))
+    one = jax.jit(lambda t: nmm.solve(V, prob, params=t, solver="direct")(pts))
     np.testing.assert_allclose(par[7], one(thetas[7]), rtol=1e-10, atol=1e-13)
     monkeypatch.setenv("NMM_HOST_THREADS", "zero")
     with pytest.raises(ValueError, match="NMM_HOST_THREADS"):

@@ -19,6 +19,7 @@ from .operator import BlockPattern as BlockPattern
 from .petsc import PETSc as PETSc
 from .results import RESULTS as RESULTS
 from .results import RefinementWarning as RefinementWarning
+from .results import SolveError as SolveError
 from .solve import Solution as Solution
 from .solve import SolverOptions as SolverOptions
 from .solve import as_solver as as_solver
@@ -34,6 +35,7 @@ __all__ = [
     "BlockPattern",
     "RESULTS",
     "RefinementWarning",
+    "SolveError",
     "Solution",
     "SolverOptions",
     "SuperLU",

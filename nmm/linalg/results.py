@@ -15,6 +15,11 @@ class RefinementWarning(UserWarning):
     result is returned (its residual is small) but may be less accurate than ``rtol`` asks."""
 
 
+class SolveError(RuntimeError):
+    """A solve that failed (raised by eager calls with ``throw=True``; under ``jit``/``vmap``/
+    ``grad`` the same message comes as a runtime error from the compiled program)."""
+
+
 class RESULTS:
     """Integer result codes of linear and nonlinear solves (``Solution.result``)."""
 
@@ -119,6 +124,20 @@ def settle(tree):
     if not any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(tree)):
         jax.effects_barrier()
     return tree
+
+
+def check_on_host(codes, messages, throw: bool) -> None:
+    """The checks of a compiled solve done after it, on concrete result ``codes``: the warnings,
+    then (``throw``) a :class:`SolveError` with the message of the first failing code. Programs
+    that check on the host hold no callbacks, so JAX's persistent cache keeps them."""
+    codes = np.asarray(codes)
+    _warn_host(codes)
+    if throw:
+        # numpy, not RESULTS.failed: a JAX comparison here would compile a program per shape
+        bad = codes[(codes != RESULTS.successful) & ~np.isin(codes, RESULTS.warnings)]
+        if bad.size:
+            code = int(bad.reshape(-1)[0])
+            raise SolveError(messages[code] if 0 <= code < len(messages) else RESULTS.message(code))
 
 
 def warn_if_flagged(codes) -> None:
