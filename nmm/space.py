@@ -25,6 +25,7 @@ import shapely
 from . import basis as _basis
 from . import enrich as _enrich
 from . import stable as _stable
+from .arrays import unique
 from .checks import check_size
 from .covers import MathCover, cell_weights
 from .geometry import Domain
@@ -572,7 +573,7 @@ class ManifoldSpace(eqx.Module):
             fe = pairs(ec[donors], ec[topo.bnd_elem])
         else:
             ef = fe = np.zeros((0, n_v * n_v), np.int64)
-        keys = np.unique(np.concatenate([elem_keys.ravel(), ef.ravel(), fe.ravel()]))
+        keys = unique(np.concatenate([elem_keys.ravel(), ef.ravel(), fe.ravel()]))
         rows, cols = keys // n_cov, keys % n_cov
         indptr = np.searchsorted(rows, np.arange(n_cov + 1))
         blocks_of = lambda k: np.searchsorted(keys, k).reshape(len(k), n_v, n_v)  # noqa: E731

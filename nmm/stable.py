@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import basis as _basis
+from .arrays import unique
 from .covers import cell_weights
 
 _CHUNK = 2048  # simplices per compiled batch of local_grams
@@ -280,7 +281,7 @@ def aggregate(topo, thin, sliver, centroid, area):
     basis_cell[moved] = topo.elem_cell[src]
     ec = topo.elem_covers.copy()
     ec[moved] = ec[src]
-    kept = np.unique(ec)
+    kept = unique(ec)
     renum = np.full(topo.n_cover, -1)
     renum[kept] = np.arange(len(kept))
     new = dataclasses.replace(topo, elem_covers=renum[ec], cover_node=topo.cover_node[kept])
