@@ -18,7 +18,9 @@ Solvers (each the whole ``nmm.solve``):
 * ``vmap, 1 thread``: one jitted ``jax.vmap`` of the same solve, host factorisations one after
   another (``NMM_HOST_THREADS=1``: what the host path did before it threaded);
 * ``vmap``: the same with the default host threads (one per CPU);
-* ``vmap DenseLU`` (p = 8 only): the batched dense LU in JAX (``nmm.linalg.DenseLU()``).
+* ``vmap DenseLU`` (p = 8 only): the batched dense LU in JAX (``nmm.linalg.DenseLU()``);
+* ``loop AMG`` / ``vmap AMG`` (p = 0 only): CG with the multigrid V-cycle in JAX
+  (``solver="amg"``), one member at a time and batched.
 
 Then the default ``vmap`` over batch sizes 1 … 256 (time per solve).
 
@@ -146,7 +148,15 @@ def case(n: int, p: int, batch: int, reps: int, sweep) -> dict:
         out["vmap_denselu"] = _timed(lambda: dense(th), reps)
         Ud = values(dense(th))
         out["denselu_vs_loop_rel_diff"] = float(jnp.max(jnp.abs(Ud - Ul)) / jnp.max(jnp.abs(Ul)))
-    for k in ("vmap_1_thread", "vmap", "vmap_denselu"):
+    if p == 0:  # AMG-preconditioned CG in JAX (nmm.linalg.AMG): a loop of it against its vmap
+        amg_one = eqx.filter_jit(solver_fn("amg"))
+        amg_batched = eqx.filter_jit(jax.vmap(solver_fn("amg")))
+        out["loop_amg"] = _timed(lambda: [_ready(amg_one(th[i])) for i in range(batch)], reps)
+        out["vmap_amg"] = _timed(lambda: amg_batched(th), reps)
+        Ua = values(amg_batched(th))
+        out["amg_vs_loop_rel_diff"] = float(jnp.max(jnp.abs(Ua - Ul)) / jnp.max(jnp.abs(Ul)))
+        out["speedup_vmap_amg_over_loop_amg"] = out["loop_amg"]["s"] / out["vmap_amg"]["s"]
+    for k in ("vmap_1_thread", "vmap", "vmap_denselu", "vmap_amg"):
         if k in out:
             out[f"speedup_{k}"] = out["loop"]["s"] / out[k]["s"]
     out["sweep"] = []
@@ -200,6 +210,16 @@ def render(result: dict) -> str:
                 ]
                 for r in result["cases"]
             ],
+        ),
+        "",
+        'AMG (`solver="amg"`, p = 0): '
+        + "; ".join(
+            f"p = {r['p']}: loop {r['loop_amg']['s']:.3g} s, vmap {r['vmap_amg']['s']:.3g} s, "
+            f"vmap / loop {r['speedup_vmap_amg_over_loop_amg']:.2f}x, vmap / default loop "
+            f"{r['speedup_vmap_amg']:.2f}x, fields vs the default loop "
+            f"{r['amg_vs_loop_rel_diff']:.1e}"
+            for r in result["cases"]
+            if "vmap_amg" in r
         ),
         "",
         "Compile (first call less the best later one), s: "

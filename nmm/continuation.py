@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .assembly import assemble as _assemble
-from .drivers import _check_form, _check_space, boundary_data
+from .drivers import _check_form, _check_space, boundary_data, prepared_solver
 from .drivers import solve as _solve
 from .field import Field
 from .kernels import bind
@@ -221,7 +221,7 @@ def continuation(
     if not ds_min <= ds <= ds_max:
         raise ValueError(f"need ds_min <= ds <= ds_max, got {ds_min!r}, {ds!r}, {ds_max!r}")
     opts = Newton(rtol=1e-12, max_steps=8) if newton is None else newton
-    solver = as_solver(solver)
+    solver = prepared_solver(as_solver(solver), space)
     bd = boundary_data(space, first)
     w = jnp.asarray(1.0 / space.n_dofs)
 

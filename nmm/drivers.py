@@ -36,6 +36,7 @@ from .forms import boundary as bc
 from .forms.base import Form
 from .forms.fit import L2Fit
 from .kernels import bind, data_names
+from .linalg.amg import AMG
 from .linalg.dense import DenseLU
 from .linalg.results import RESULTS, check_on_host, settle, warn_if_flagged, worst
 from .linalg.solve import as_solver, checked_adjoint, linear_solve, raise_if_failed, solve_with
@@ -306,9 +307,9 @@ def solve(
         problem: the form with its boundary data.
         params: optional pytree passed to every plain data callable as ``fn(x, params)``.
         solver: ``None`` (default: :func:`default_solver`, dense LU in JAX up to 512 unknowns,
-            SuperLU above), ``"direct"`` (SuperLU), ``"cg"``, ``"petsc"``, a
+            SuperLU above), ``"direct"`` (SuperLU), ``"cg"``, ``"amg"``, ``"petsc"``, a
             :class:`SolverOptions` or a solver object (``nmm.linalg.SuperLU()``, ``CG()``,
-            ``BiCGStab()``, ``DenseLU()``, ``PETSc()``).
+            ``AMG()``, ``BiCGStab()``, ``DenseLU()``, ``PETSc()``).
         newton: :class:`nmm.Newton` options for nonlinear forms.
         x0: initial guess ``(n_dofs,)`` for Newton (default zero).
         throw: raise on failure (default); with ``False`` the result code is in
@@ -334,10 +335,44 @@ def solve(
     return settle(Field(space, x, info))
 
 
+def _constants(space):
+    """``(n_covers, block_size, components)``: each cover's coefficients of the constant function
+    of every component. The first cover function is the constant (Legendre P0, Fourier 1); a
+    stable space's functions are L(ξ) T_c, so there the constant is T_c⁺ e_0."""
+    nt, comps = space.n_terms, space.components
+    e0 = np.zeros(nt)
+    e0[0] = 1.0
+    if space.stable:
+        local = np.linalg.pinv(np.asarray(space.cover_T)) @ e0  # (n_covers, nt)
+    else:
+        local = np.broadcast_to(e0, (space.n_covers, nt))
+    out = np.zeros((space.n_covers, comps * nt, comps))
+    for i in range(comps):
+        out[:, i * nt : (i + 1) * nt, i] = local
+    return out
+
+
+def prepared_solver(solver, space, cache=None):
+    """``solver`` with its host-side setup for ``space``'s block pattern, for the solvers that
+    have one (:class:`nmm.linalg.AMG`: the multigrid hierarchy's structure), made once per space
+    (kept in ``cache``, default the space's own)."""
+    if not isinstance(solver, AMG) or solver.prepared:
+        return solver
+    cache = space.host.derived if cache is None else cache
+    # (the space and its padded view share the cache: the sizes tell the patterns apart)
+    key = ("prepared", solver, space.n_covers, space.block_rows.shape[0])
+    if key not in cache:
+        cache[key] = solver.prepare_pattern(
+            space.block_rows, space.block_cols, space.n_covers, space.block_size, _constants(space)
+        )
+    return cache[key]
+
+
 def _bucketed_solve(space, form, params, bd, solver, opts, x0, throw):
     """``_solve`` on the space padded to its size buckets (:mod:`nmm.buckets`: spaces of one
     bucket share the compiled program), the solution cut back to the space's unknowns."""
     view = solve_view(space)
+    solver = prepared_solver(solver, view, cache=space.host.derived)
     if x0 is not None:
         x0 = jnp.pad(x0, (0, view.n_dofs - space.n_dofs))
     bd = pad_boundary_data(bd, view)

@@ -39,7 +39,7 @@ import numpy as np
 
 from .assembly import assemble as _assemble
 from .assembly import basis_at
-from .drivers import _check_form, _check_space, boundary_data
+from .drivers import _check_form, _check_space, boundary_data, prepared_solver
 from .field import Field
 from .forms.analysis import zero_outputs
 from .forms.base import Form
@@ -456,7 +456,7 @@ def integrate(
     opts = Newton() if newton is None else newton
     if not isinstance(opts, Newton):
         raise TypeError(f"newton must be an nmm.Newton, got {type(newton).__name__}")
-    solver = as_solver(solver)
+    solver = prepared_solver(as_solver(solver), space)
     form.check_data(jnp.asarray(t0))
     bd = boundary_data(space, form, check=False)  # M u' fixes what R leaves free
     x0 = _initial(space, u0, "u0")
@@ -539,7 +539,7 @@ def integrate_adaptive(
         raise ValueError("rtol and atol are both zero: no step would be accepted")
     dt_min = 1e-12 * (t1 - t0) if dt_min is None else float(dt_min)
     opts = Newton() if newton is None else newton
-    solver = as_solver(solver)
+    solver = prepared_solver(as_solver(solver), space)
     form.check_data(jnp.asarray(t0))
     bd = boundary_data(space, form, check=False)
     x = _initial(space, u0, "u0")

@@ -4,13 +4,15 @@
   ``mv``, ``T``, ``to_scipy``, ``to_bcoo``, ``to_dense``.
 * Solver objects with ``init(operator) -> state`` (the factorisation or preconditioner),
   ``solve(state, b)`` and ``transpose_solve(state, b)``: :class:`SuperLU` (host, direct, the
-  default), :class:`CG` and :class:`BiCGStab` (JAX, block-Jacobi), :class:`DenseLU` (JAX, small
-  systems, batched), :class:`PETSc` (optional: PETSc's Krylov solvers and multigrid,
-  MPI-parallel). An accelerator sparse direct backend is one more class with these methods.
+  default), :class:`CG` and :class:`BiCGStab` (JAX, block-Jacobi), :class:`AMG` (JAX, CG with a
+  smoothed-aggregation multigrid V-cycle), :class:`DenseLU` (JAX, small systems, batched),
+  :class:`PETSc` (optional: PETSc's Krylov solvers and multigrid, MPI-parallel). An
+  accelerator sparse direct backend is one more class with these methods.
 * :func:`linear_solve`: differentiable (adjoint rule reusing the state), returns a
   :class:`Solution` with a result code; ``throw=False`` reports failures per batch member.
 """
 
+from .amg import AMG as AMG
 from .dense import DenseLU as DenseLU
 from .iterative import CG as CG
 from .iterative import BiCGStab as BiCGStab
@@ -40,6 +42,7 @@ __all__ = [
     "SolverOptions",
     "SuperLU",
     "CG",
+    "AMG",
     "BiCGStab",
     "DenseLU",
     "PETSc",

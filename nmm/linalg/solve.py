@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
+from .amg import AMG
 from .dense import DenseLU
 from .iterative import CG, BiCGStab
 from .operator import BlockCSR, BlockPattern
@@ -23,7 +24,7 @@ from .results import RESULTS, settle, warn_if_flagged
 from .superlu import SuperLU, _factor, _refine
 
 SOLVERS = ("direct", "cg")
-SOLVER_TYPES = (SuperLU, CG, BiCGStab, DenseLU)
+SOLVER_TYPES = (SuperLU, CG, BiCGStab, DenseLU, AMG)
 
 
 class SolverOptions(eqx.Module):
@@ -66,12 +67,14 @@ def as_solver(solver):
     if isinstance(solver, str):
         if solver == "cg":
             return CG()
+        if solver == "amg":
+            return AMG()
         if solver == "petsc":  # optional: a clear ImportError naming the extra when missing
             from .petsc import PETSc
 
             return PETSc()
         raise ValueError(
-            f"solver must be one of {(*SOLVERS, 'petsc')} or a solver object, got {solver!r}"
+            f"solver must be one of {(*SOLVERS, 'amg', 'petsc')} or a solver object, got {solver!r}"
         )
     if isinstance(solver, SolverOptions):
         if solver.method == "direct":
@@ -80,8 +83,8 @@ def as_solver(solver):
     if isinstance(solver, SOLVER_TYPES) or (hasattr(solver, "init") and hasattr(solver, "solve")):
         return solver
     raise TypeError(
-        "solver must be 'direct', 'cg', nmm.SolverOptions or a solver object "
-        f"(nmm.linalg.SuperLU, CG, BiCGStab, DenseLU), got {solver!r}"
+        "solver must be 'direct', 'cg', 'amg', 'petsc', nmm.SolverOptions or a solver object "
+        f"(nmm.linalg.SuperLU, CG, AMG, BiCGStab, DenseLU, PETSc), got {solver!r}"
     )
 
 
