@@ -362,9 +362,15 @@ def prepared_solver(solver, space, cache=None):
     # (the space and its padded view share the cache: the sizes tell the patterns apart)
     key = ("prepared", solver, space.n_covers, space.block_rows.shape[0])
     if key not in cache:
-        cache[key] = solver.prepare_pattern(
-            space.block_rows, space.block_cols, space.n_covers, space.block_size, _constants(space)
-        )
+        # concrete arrays even when first asked for under a jit: the structure outlives it
+        with jax.ensure_compile_time_eval():
+            cache[key] = solver.prepare_pattern(
+                space.block_rows,
+                space.block_cols,
+                space.n_covers,
+                space.block_size,
+                _constants(space),
+            )
     return cache[key]
 
 

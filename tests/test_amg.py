@@ -81,6 +81,11 @@ def test_vmap_and_grad_through_amg():
         form = nmm.Poisson(k=lambda x: k * (1 + x[0]), f=source, dirichlet=exact)
         return nmm.solve(V, form, solver="amg").coeffs
 
+    # first under a jit (the structure, here of one level, is made while tracing: it must outlive
+    # the trace)
+    W = _space(36)
+    first = jax.jit(lambda: nmm.solve(W, PROB, solver="amg").coeffs)()
+    np.testing.assert_allclose(np.asarray(first), np.asarray(nmm.solve(W, PROB, solver="amg").coeffs))
     ks = jnp.array([0.5, 1.0, 2.5])
     batch = jax.vmap(coeffs)(ks)
     for i, k in enumerate(ks):
