@@ -232,3 +232,22 @@ def test_batched_host_solves_run_on_threads_and_factor_each_member_once(monkeypa
     monkeypatch.setenv("NMM_HOST_THREADS", "zero")
     with pytest.raises(ValueError, match="NMM_HOST_THREADS"):
         superlu.host_threads()
+
+
+def test_segment_sum_nodiff_batches_like_segment_sum():
+    """The solvers' scatter (batch axis last under vmap) gives segment_sum's values: one vmap,
+    nested vmaps, segment ids batched too, out-of-range ids dropped, trailing block axes."""
+    from nmm.linalg.operator import segment_sum_nodiff
+
+    rng = np.random.default_rng(3)
+    ids = jnp.asarray(np.append(rng.integers(0, 7, 40), 9))  # 9: out of range, dropped
+    y = jnp.asarray(rng.normal(size=(3, 2, 41, 2)))
+    ref = jax.vmap(jax.vmap(lambda v: jax.ops.segment_sum(v, ids, 7)))(y)
+    got = jax.jit(jax.vmap(jax.vmap(lambda v: segment_sum_nodiff(v, ids, 7))))(y)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(ref), atol=1e-14)
+    got1 = jax.vmap(lambda v: segment_sum_nodiff(v, ids, 7))(y[0])
+    np.testing.assert_allclose(np.asarray(got1), np.asarray(ref[0]), atol=1e-14)
+    many = jnp.stack([ids, ids[::-1]])
+    got2 = jax.vmap(lambda v, i: segment_sum_nodiff(v, i, 7))(y[0], many)
+    ref2 = jax.vmap(lambda v, i: jax.ops.segment_sum(v, i, 7))(y[0], many)
+    np.testing.assert_allclose(np.asarray(got2), np.asarray(ref2), atol=1e-14)

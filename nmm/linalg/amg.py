@@ -22,6 +22,8 @@ converge more slowly (the iteration count is reported).
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -31,7 +33,7 @@ import scipy.sparse as sp
 
 from ..arrays import unique
 from .iterative import _check, _code, _pcg, _residual
-from .operator import BlockCSR
+from .operator import BlockCSR, segment_sum_nodiff
 from .results import RESULTS
 
 _POWER_STEPS = 15  # power iterations for ρ(D⁻¹A); the estimate is raised by 10 % (it is from below)
@@ -206,7 +208,7 @@ class Smoother(eqx.Module):
 
 def _block_inverse(data, rows, cols, n: int, eps: float):
     on_diag = (rows == cols)[:, None, None]
-    blocks = jax.ops.segment_sum(jnp.where(on_diag, data, 0.0), rows, n)
+    blocks = segment_sum_nodiff(jnp.where(on_diag, data, 0.0), rows, n)
     d = jnp.abs(jnp.diagonal(blocks, axis1=1, axis2=2))
     s = 1.0 / jnp.sqrt(jnp.where(d > 0, d, 1.0))
     scaled = s[:, :, None] * blocks * s[:, None, :]
@@ -217,7 +219,7 @@ def _block_inverse(data, rows, cols, n: int, eps: float):
 def _mv(data, rows, cols, n: int, x):
     b = data.shape[-1]
     xb = x.reshape(-1, b)
-    return jax.ops.segment_sum(jnp.einsum("kij,kj->ki", data, xb[cols]), rows, n).reshape(-1)
+    return segment_sum_nodiff(jnp.einsum("kij,kj->ki", data, xb[cols]), rows, n).reshape(-1)
 
 
 def _spectral_radius(inv, data, rows, cols, n: int):
@@ -337,7 +339,9 @@ class AMG(eqx.Module):
                     f"operator has {operator.n_block_rows} and {operator.rows.shape[-1]}; prepare "
                     "it for this operator (AMG().prepare(K)), or pass AMG() unprepared to nmm.solve"
                 )
-        data, rows, cols, n = operator.data, operator.rows, operator.cols, operator.n_block_rows
+        # the state is a preconditioner, never differentiated (its kernels have no derivative)
+        data = jax.lax.stop_gradient(operator.data)
+        rows, cols, n = operator.rows, operator.cols, operator.n_block_rows
         b = operator.block_size
         values = []
         for level in solver.levels:
@@ -346,13 +350,13 @@ class AMG(eqx.Module):
             # P = (I - ω D⁻¹ A) T: the A blocks summed into their aggregates' columns
             da = jnp.einsum("kij,kjl->kil", inv[rows], data)
             e = level.tentative
-            p = jax.ops.segment_sum(-omega * (da @ e[cols]), level.a2p, level.n_p)
-            p = p + jax.ops.segment_sum(e, level.agg_diag, level.n_p)
+            p = segment_sum_nodiff(-omega * (da @ e[cols]), level.a2p, level.n_p)
+            p = p + segment_sum_nodiff(e, level.agg_diag, level.n_p)
             values.append(LevelValues(data, rows, cols, Smoother(inv, omega), p))
             ap = jnp.einsum("kij,kjl->kil", data[level.ap_a], p[level.ap_p])
-            ap = jax.ops.segment_sum(ap, level.ap_t, level.n_ap)
+            ap = segment_sum_nodiff(ap, level.ap_t, level.n_ap)
             coarse = jnp.einsum("kji,kjl->kil", p[level.c_p], ap[level.c_ap])
-            data = jax.ops.segment_sum(coarse, level.c_t, len(level.c_rows))
+            data = segment_sum_nodiff(coarse, level.c_t, len(level.c_rows))
             rows, cols, n, b = level.c_rows, level.c_cols, level.n_coarse, e.shape[-1]
         # the coarsest level: dense LU of the unit-diagonal matrix perturbed by ε
         nb = n * b
@@ -387,9 +391,9 @@ class AMG(eqx.Module):
             res = (r - _mv(lv.data, lv.rows, lv.cols, n, x)).reshape(-1, b)
             # restriction P^T res, prolongation P xc (P's blocks at p_rows, p_cols)
             rc = jnp.einsum("kji,kj->ki", lv.p, res[level.p_rows])
-            rc = jax.ops.segment_sum(rc, level.p_cols, level.n_coarse).reshape(-1)
+            rc = segment_sum_nodiff(rc, level.p_cols, level.n_coarse).reshape(-1)
             xc = cycle(k + 1, rc).reshape(-1, lv.p.shape[-1])
-            x = x + jax.ops.segment_sum(
+            x = x + segment_sum_nodiff(
                 jnp.einsum("kij,kj->ki", lv.p, xc[level.p_cols]), level.p_rows, n
             ).reshape(-1)
             return smooth(x)
@@ -399,8 +403,9 @@ class AMG(eqx.Module):
     def solve(self, state: AMGState, b, operator: BlockCSR | None = None, *, last=False):
         op = state.operator if operator is None else operator
         max_iter = self.max_iter or int(20 * b.shape[-1] ** 0.5) + 1000
-        x, k = _pcg(op.mv, lambda r: self._vcycle(state, r), b, self.rtol, max_iter)
-        res = _residual(op.mv, x, b)
+        mv = functools.partial(op.mv, differentiable=False)
+        x, k = _pcg(mv, lambda r: self._vcycle(state, r), b, self.rtol, max_iter)
+        res = _residual(mv, x, b)
         code = _code(x, res, k >= max_iter, self.rtol)
         code = jnp.where(state.result != RESULTS.successful, state.result, code).astype(jnp.int32)
         return x, code, res, k.astype(b.dtype)

@@ -7,6 +7,8 @@ holds the preconditioner, so repeated solves with one matrix build it once.
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -125,8 +127,9 @@ class CG(eqx.Module):
     def solve(self, state: JacobiState, b, operator: BlockCSR | None = None, *, last=False):
         op = state.operator if operator is None else operator
         max_iter = self.max_iter or int(20 * b.shape[-1] ** 0.5) + 1000
-        x, k = _pcg(op.mv, _precond(state, False), b, self.rtol, max_iter)
-        res = _residual(op.mv, x, b)
+        mv = functools.partial(op.mv, differentiable=False)  # (inside the solve's custom rule)
+        x, k = _pcg(mv, _precond(state, False), b, self.rtol, max_iter)
+        res = _residual(mv, x, b)
         dtype = b.dtype
         return x, _code(x, res, k >= max_iter, self.rtol), res, k.astype(dtype)
 
@@ -152,10 +155,12 @@ class BiCGStab(eqx.Module):
         op = state.operator if operator is None else operator
         op = op.T if trans else op
         max_iter = self.max_iter or int(20 * b.shape[-1] ** 0.5) + 1000
+        # (the plain product: jax's bicgstab transposes it in its own custom_linear_solve)
+        mv = op.mv
         x, _ = jax.scipy.sparse.linalg.bicgstab(
-            op.mv, b, tol=self.rtol, maxiter=max_iter, M=_precond(state, trans)
+            mv, b, tol=self.rtol, maxiter=max_iter, M=_precond(state, trans)
         )
-        res = _residual(op.mv, x, b)
+        res = _residual(mv, x, b)
         return x, _code(x, res, jnp.asarray(False), self.rtol), res, jnp.asarray(-1.0, b.dtype)
 
     def solve(self, state: JacobiState, b, operator: BlockCSR | None = None, *, last=False):
