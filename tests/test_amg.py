@@ -7,7 +7,6 @@ import pytest
 
 import nmm
 from nmm.linalg import AMG, SuperLU, linear_solve
-from nmm.linalg.amg import hierarchy
 
 SQUARE = [(0, 0), (1, 0), (1, 1), (0, 1)]
 
@@ -45,33 +44,58 @@ def test_amg_solves_poisson_in_a_mesh_independent_number_of_iterations():
     assert int(nmm.solve(V, PROB, solver="cg").info.iterations) > 5 * its[-1]
 
 
-def test_galerkin_products_equal_dense_algebra():
+def _dense(data, rows, cols, n_rows, n_cols):
+    data = np.asarray(data)
+    out = np.zeros((n_rows, data.shape[1], n_cols, data.shape[2]))
+    np.add.at(out, (np.asarray(rows), slice(None), np.asarray(cols)), data)
+    return out.reshape(n_rows * data.shape[1], n_cols * data.shape[2])
+
+
+def _elastic_space():
+    dom = nmm.Domain.polygon([(0, 0), (2, 0), (2, 1), (0, 1)])
+    return nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=0.05), dom, degree=0, components=2)
+
+
+LEFT = nmm.Dirichlet(lambda x: jnp.zeros(2), on=lambda q: q[:, 0] < 1e-9)
+BEAM = nmm.Elasticity(
+    E=1000.0, nu=0.3, plane="stress", dirichlet=LEFT, body_force=jnp.array([0.0, -1.0])
+)
+
+
+@pytest.mark.parametrize("case", ["scalar", "vector", "high order"])
+def test_galerkin_products_equal_dense_algebra(case):
     """The coarse operators built by index lists in JAX equal P^T A P formed densely from the
-    prolongator the state holds."""
-    V = _space(40, holes=[[(0.3, 0.3), (0.55, 0.32), (0.5, 0.6)]])
-    K, _ = nmm.assemble(V, PROB)
-    solver = AMG(max_coarse=20).prepare(K)
+    prolongator the state holds, for scalar, 2-component (b = 2) and p = 2 blocks (the first
+    level keeps each cover's constant: b = 6 -> m = 1)."""
+    from nmm.drivers import prepared_solver
+
+    hole = [[(0.3, 0.3), (0.55, 0.32), (0.5, 0.6)]]
+    V, form = {
+        "scalar": (_space(40, holes=hole), PROB),
+        "vector": (_elastic_space(), BEAM),
+        "high order": (_space(12, p=2, holes=hole), PROB),
+    }[case]
+    K, _ = nmm.assemble(V, form)
+    solver = prepared_solver(AMG(max_coarse=40), V)
     assert len(solver.levels) >= 2
     state = solver.init(K)
+    if case == "high order":
+        assert state.levels[0].p.shape[1:] == (V.block_size, 1)
     for k, (level, values) in enumerate(zip(solver.levels, state.levels, strict=True)):
-        b = values.data.shape[-1]
         n = values.smoother.inv.shape[0]
-        A = np.zeros((n * b, n * b))
-        at = np.asarray(values.rows), np.asarray(values.cols)
-        np.add.at(A, at, np.asarray(values.data)[:, 0, 0])
-        P = np.zeros((n, level.n_coarse))
-        np.add.at(P, (np.asarray(level.p_rows), np.asarray(level.p_cols)), np.asarray(values.p)[:, 0, 0])
+        A = _dense(values.data, values.rows, values.cols, n, n)
+        P = _dense(values.p, level.p_rows, level.p_cols, n, level.n_coarse)
         coarse = P.T @ A @ P
         if k + 1 < len(state.levels):
             nxt = state.levels[k + 1]
-            C = np.zeros_like(coarse)
-            np.add.at(C, (np.asarray(nxt.rows), np.asarray(nxt.cols)), np.asarray(nxt.data)[:, 0, 0])
+            C = _dense(nxt.data, nxt.rows, nxt.cols, level.n_coarse, level.n_coarse)
             np.testing.assert_allclose(C, coarse, atol=1e-12 * np.abs(coarse).max())
-        # P = (I - ω D⁻¹A) T with T holding the constants: P 1 = 1 - ω D⁻¹ A 1, so a row of
-        # the interior (A 1 = 0 there) prolongs the coarse constant to 1
-        interior = (np.abs(A.sum(axis=1)) < 1e-10 * np.abs(A).max()) & (np.diag(A) > 0)
-        assert interior.sum() > n // 3
-        np.testing.assert_allclose(P.sum(axis=1)[interior], 1.0, atol=1e-12)
+        if case == "scalar":
+            # P = (I - ω D⁻¹A) T with T holding the constants: P 1 = 1 - ω D⁻¹ A 1, so a row
+            # of the interior (A 1 = 0 there) prolongs the coarse constant to 1
+            interior = (np.abs(A.sum(axis=1)) < 1e-10 * np.abs(A).max()) & (np.diag(A) > 0)
+            assert interior.sum() > n // 3
+            np.testing.assert_allclose(P.sum(axis=1)[interior], 1.0, atol=1e-12)
 
 
 def test_vmap_and_grad_through_amg():
@@ -100,14 +124,13 @@ def test_high_order_and_vector_systems():
     """p >= 1 is first coarsened to each cover's constant (p-multigrid), vectors by component:
     the fields equal the direct solver's (the iteration count of p >= 1 is higher, reported)."""
     V = _space(10, p=2)
-    u, ref = nmm.solve(V, PROB, solver="amg"), nmm.solve(V, PROB, solver="direct")
+    amg = AMG(max_coarse=100)  # (so that the p-level and an aggregation level are built)
+    u, ref = nmm.solve(V, PROB, solver=amg), nmm.solve(V, PROB, solver="direct")
     np.testing.assert_allclose(np.asarray(u(POINTS)), np.asarray(ref(POINTS)), atol=1e-9)
-    dom = nmm.Domain.polygon([(0, 0), (2, 0), (2, 1), (0, 1)])
-    W = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=0.05), dom, degree=0, components=2)
-    left = nmm.Dirichlet(lambda x: jnp.zeros(2), on=lambda q: q[:, 0] < 1e-9)
-    down = jnp.array([0.0, -1.0])
-    form = nmm.Elasticity(E=1000.0, nu=0.3, plane="stress", dirichlet=left, body_force=down)
-    w, wref = nmm.solve(W, form, solver="amg"), nmm.solve(W, form, solver="direct")
+    prepared = [v for k, v in V.host.derived.items() if k[0] == "prepared"]
+    assert len(prepared[0].levels) >= 2
+    W = _elastic_space()
+    w, wref = nmm.solve(W, BEAM, solver="amg"), nmm.solve(W, BEAM, solver="direct")
     pts = POINTS * jnp.array([2.0, 1.0])
     scale = float(jnp.abs(wref(pts)).max())
     np.testing.assert_allclose(np.asarray(w(pts)), np.asarray(wref(pts)), atol=1e-9 * scale)
@@ -140,20 +163,10 @@ def test_bad_input():
     nonsym = nmm.linalg.BlockCSR(K.data, K.rows, K.cols, K.pattern, symmetric=False)
     with pytest.raises(ValueError, match="symmetric"):
         AMG().init(nonsym)
-    other = AMG(max_coarse=10).prepare(nmm.assemble(_space(9), PROB)[0])
-    with pytest.raises(ValueError, match="prepared for"):
-        linear_solve(K, -R, other)
-
-
-def test_hierarchy_is_padded_to_buckets():
-    from nmm.buckets import bucket
-
-    V = _space(60)
-    levels = hierarchy(V.block_rows, V.block_cols, V.n_covers, 1, 100, 10)
-    assert len(levels) >= 2
-    for level in levels:
-        for size in (level.n_coarse, level.n_p, level.n_ap, len(level.ap_a), len(level.c_p)):
-            assert size == bucket(size)
+    for max_coarse in (10, 1000):  # with levels, and with none (the dense LU of a large K)
+        other = AMG(max_coarse=max_coarse).prepare(nmm.assemble(_space(7), PROB)[0])
+        with pytest.raises(ValueError, match="prepared for"):
+            linear_solve(K, -R, other)
 
 
 @pytest.mark.parametrize("p, stable", [(0, None), (2, None), (3, False)])
