@@ -5,10 +5,12 @@ Thin host-side wrappers check input before tracing, then call one jitted functio
 shape. Data flow through the form's leaves and ``params``: new data of the same shapes reuse the
 compiled code.
 
-Differentiation is implicit: the solution x* of R(x*, θ) = 0 has the adjoint
-θ̄ = −(∂R/∂θ)ᵀ λ with Kᵀλ = x̄, one transpose solve with the factorisation the forward solve
-already holds (refined against the Jacobian at x* after Newton), and one vector-Jacobian product
-of the pointwise residual. Linear and nonlinear forms take the same path; nothing is unrolled.
+Differentiation is implicit, in forward and reverse mode: the solution x* of R(x*, θ) = 0 has the
+tangent dx = −K⁻¹ (∂R/∂θ) dθ, one solve with the factorisation the forward solve already holds
+(refined against the Jacobian at x* after Newton) of the jvp of the pointwise residual in the data
+(a ``custom_jvp``; ``jacfwd`` solves every tangent in one batched call). Reverse mode transposes it:
+the adjoint θ̄ = −(∂R/∂θ)ᵀ λ with Kᵀλ = x̄, one transpose solve with the same factorisation.
+Linear and nonlinear forms take the same path; nothing is unrolled.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from .assembly import (
     contract_vector,
     masks_at_points,
     scatter_vector,
-    tested_residual,
     volume_quadrature,
 )
 from .assembly import assemble as _assemble
@@ -39,7 +40,7 @@ from .kernels import bind, data_names
 from .linalg.amg import AMG
 from .linalg.dense import DenseLU
 from .linalg.results import RESULTS, check_on_host, settle, warn_if_flagged, worst
-from .linalg.solve import as_solver, checked_adjoint, linear_solve, raise_if_failed, solve_with
+from .linalg.solve import as_solver, implicit_solve, linear_solve, raise_if_failed, solve_with
 from .linalg.superlu import SuperLU
 from .locate import find
 from .nonlinear import Newton, newton
@@ -142,8 +143,9 @@ def _refined(kern, space, bd, quad, solver, state, K, x, lsq):
 
 
 def _forward(kern, space, bd, quad, solver, opts, x0, keep, lsq=False):
-    """The solve; ``keep``: keep the factorisation for the adjoint (else it is freed);
-    ``lsq``: the form is a least-squares fit (see :mod:`nmm.refine`)."""
+    """The solve: ``(x, info, state, K)``; ``keep``: keep the factorisation for the derivative
+    (else it is freed); ``lsq``: the form is a least-squares fit (see :mod:`nmm.refine`);
+    ``K``: the assembled matrix of a linear form (``None`` after Newton)."""
     if kern.linear:
         R0, K, ok = _assemble(space, kern, bd, None, quad)
         state = solver.init(K)
@@ -176,7 +178,7 @@ def _forward(kern, space, bd, quad, solver, opts, x0, keep, lsq=False):
             jnp.asarray(0, jnp.int32),
             jnp.zeros((0,), R0.dtype),
         )
-        return x, info, state
+        return x, info, state, K
 
     def residual(x):
         return _assemble(space, kern, bd, x, quad, matrix=False)
@@ -191,38 +193,50 @@ def _forward(kern, space, bd, quad, solver, opts, x0, keep, lsq=False):
     info = SolveInfo(
         out["result"], out["residual"], out["iterations"], cond, out["steps"], out["history"]
     )
-    return x, info, state
+    return x, info, state, None
 
 
-@eqx.filter_custom_vjp
+@eqx.filter_custom_jvp
 def _implicit(kern, space, bd, quad, solver, opts, x0, throw, lsq):
-    x, info, _ = _forward(kern, space, bd, quad, solver, opts, x0, keep=False, lsq=lsq)
+    x, info, _, _ = _forward(kern, space, bd, quad, solver, opts, x0, keep=False, lsq=lsq)
     return x, info
 
 
-@_implicit.def_fwd
-def _implicit_fwd(perturbed, kern, space, bd, quad, solver, opts, x0, throw, lsq):
-    x, info, state = _forward(kern, space, bd, quad, solver, opts, x0, keep=True, lsq=lsq)
-    return (x, info), (x, state)
+@_implicit.def_jvp
+def _implicit_jvp(primals, tangents):
+    # R(x*, θ) = 0: dx = −K⁻¹ (∂R/∂θ) dθ, one solve with the factorisation the forward solve holds
+    # (refined against the Jacobian at x* after Newton). Reverse mode transposes this rule:
+    # θ̄ = −(∂R/∂θ)ᵀ λ with Kᵀλ = x̄ (the custom_linear_solve's transpose solve). Only the data
+    # (``kern``) are differentiated: the space, the boundary masks and x0 carry no derivative.
+    kern, space, bd, quad, solver, opts, x0, throw, lsq = primals
+    tk = tangents[0]
+    if not jax.tree_util.tree_leaves(tk):
+        x, info = _primal(primals)
+        return (x, info), (None, jax.tree_util.tree_map(lambda _: None, info))
+    x, info, state, K = _forward(kern, space, bd, quad, solver, opts, x0, keep=True, lsq=lsq)
+    none = jax.tree_util.tree_map(lambda _: None, info)
 
+    # dR = (∂R/∂θ) dθ at the solution: the pointwise residual's jvp in the data (linear in dθ)
+    def residual(k):
+        return _assemble(space, k, bd, x, quad, matrix=False)
 
-@_implicit.def_bwd
-def _implicit_bwd(res, grad_obj, perturbed, kern, space, bd, quad, solver, opts, x0, throw, lsq):
-    x, state = res
-    gx = grad_obj[0]
-    if gx is None:
-        return jax.tree_util.tree_map(lambda _: None, kern)
+    _, dR = eqx.filter_jvp(residual, (kern,), (tk,))
+    if dR is None:  # the data that carry a tangent do not reach the residual
+        x = x + 0.0 * solve_with(solver.solve, state, 0.0 * x, last=True)[0]  # free the factor
+        return (x, info), (None, none)
     if kern.linear:
-        lam, code, *_ = solve_with(solver.transpose_solve, state, gx, last=True)
+        ref = None  # the factored matrix itself
     else:  # the last factorisation, refined against the Jacobian at the solution
         _, K, _ = _assemble(space, kern, bd, x, quad)
-        lam, code, *_ = solve_with(solver.transpose_solve, state, gx, K, last=True)
-    lam = checked_adjoint(lam, code, throw)
+        ref = K
+    dx = implicit_solve(K.mv, -dR, solver, state, throw, after=x, operator=ref, last=True)
+    return (x, info), (dx, none)
 
-    # θ̄ = −∂(λᵀ R(x*, θ))/∂θ: the residual tested with the adjoint, differentiated in the data
-    x, lam = jax.lax.stop_gradient((x, lam))
-    gk = eqx.filter_grad(lambda k: tested_residual(space, k, bd, x, lam, quad))(kern)
-    return jax.tree_util.tree_map(lambda a: -a, gk)
+
+def _primal(primals):
+    kern, space, bd, quad, solver, opts, x0, throw, lsq = primals
+    x, info, _, _ = _forward(kern, space, bd, quad, solver, opts, x0, keep=False, lsq=lsq)
+    return x, info
 
 
 def _nonfinite_datum(space, kern, bd):

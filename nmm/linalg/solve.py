@@ -139,14 +139,12 @@ def solve_with(method, state, b, operator=None, last: bool = False):
     return method(state, b, **kwargs)
 
 
-def checked_adjoint(lam, result, throw: bool):
-    """The adjoint of a gradient, never silently wrong: an error (``throw``) or NaN where the
-    transpose solve failed."""
+def checked_adjoint(lam, result, throw: bool, what: str = "gradient: the adjoint (transpose) solve"):
+    """The adjoint of a gradient (or the tangent of a forward derivative, ``what``), never
+    silently wrong: an error (``throw``) or NaN where the solve failed."""
     result = jax.lax.stop_gradient(result)
     if throw:
-        messages = tuple(
-            m and f"gradient: the adjoint (transpose) solve failed: {m}" for m in RESULTS.messages
-        )
+        messages = tuple(m and f"{what} failed: {m}" for m in RESULTS.messages)
         return eqx.branched_error_if(lam, RESULTS.failed(result), result, messages)
     return jnp.where(RESULTS.failed(result), jnp.nan, lam)
 
@@ -163,34 +161,58 @@ def raise_if_failed(x, result, messages=None):
     return eqx.branched_error_if(x, RESULTS.failed(result), result, messages)
 
 
-@eqx.filter_custom_vjp
-def _solve(vjp_arg, solver, state, throw):
-    operator, b = vjp_arg
+TANGENT = "derivative: the tangent (forward-mode) solve"
+
+
+def implicit_solve(matvec, rhs, solver, state, throw, *, after=None, operator=None, last=False):
+    """``A⁻¹ rhs`` for the tangent of an implicit solution (forward mode), with the state's
+    factorisation: a ``jax.lax.custom_linear_solve`` whose solve is ``solver.solve(state, ·)`` and
+    whose transpose is ``solver.transpose_solve(state, ·)``. Linear in ``rhs``, so reverse mode
+    transposes it into the adjoint solve (one transpose solve reusing the factorisation); under
+    ``vmap`` (``jacfwd``, ``jacrev``) one batched call solves every right-hand side.
+
+    ``matvec``: ``v ↦ A v`` (traced only: its transpose and derivative in the operator).
+    ``operator``: refine against this (nearby) matrix (a Newton Jacobian at the solution).
+    ``last``: the state's last use, its factor is freed (each call of the tangent map frees it:
+    a second call, e.g. of a ``jax.linearize``'d map, refactors). ``after``: an array (the primal
+    solution) the host solve is ordered after: host callbacks without a data dependency run in any
+    order, and a factor freed before the primal solve would be refactored.
+    """
+
+    def ordered(b):
+        return b if after is None else b + 0.0 * after
+
+    def solve(_, b):
+        x, code, *_ = solve_with(solver.solve, state, ordered(b), operator, last=last)
+        return checked_adjoint(x, code, throw, TANGENT)
+
+    def transpose_solve(_, b):
+        lam, code, *_ = solve_with(solver.transpose_solve, state, ordered(b), operator, last=last)
+        return checked_adjoint(lam, code, throw)
+
+    return jax.lax.custom_linear_solve(matvec, rhs, solve, transpose_solve)
+
+
+@eqx.filter_custom_jvp
+def _solve(operator, b, solver, state, throw):
     x, code, res, its = solver.solve(state, b)
     return x, code, res, its
 
 
-@_solve.def_fwd
-def _solve_fwd(perturbed, vjp_arg, solver, state, throw):
-    out = _solve.fn(vjp_arg, solver, state, throw)
-    return out, out[0]
-
-
-@_solve.def_bwd
-def _solve_bwd(x, grad_obj, perturbed, vjp_arg, solver, state, throw):
-    operator, b = vjp_arg
-    gx = grad_obj[0]
-    lam, code, *_ = solver.transpose_solve(state, gx)
-    lam = checked_adjoint(lam, code, throw)
-    # A x = b: dL/db = A^-T gx = λ and dL/dA = -λ x^T, gathered on the stored blocks
-    nb = operator.block_size
-    lb, xb = lam.reshape(-1, nb), x.reshape(-1, nb)
-    if operator.transposed:
-        gdata = -jnp.einsum("ki,kj->kij", xb[operator.rows], lb[operator.cols])
-    else:
-        gdata = -jnp.einsum("ki,kj->kij", lb[operator.rows], xb[operator.cols])
-    gop = BlockCSR(gdata, None, None, operator.pattern, operator.symmetric, operator.transposed)
-    return gop, lam
+@_solve.def_jvp
+def _solve_jvp(primals, tangents):
+    # A x = b: dx = A⁻¹ (db − dA x), one solve with the state's factorisation (custom_linear_solve:
+    # reverse mode transposes it into the adjoint rule, dL/db = λ, dL/dA = −λ xᵀ on the blocks)
+    operator, b, solver, state, throw = primals
+    t_op, t_b = tangents[0], tangents[1]
+    x, code, res, its = solver.solve(state, b)
+    rhs = t_b
+    t_data = None if t_op is None else t_op.data
+    if t_data is not None:
+        dax = eqx.tree_at(lambda o: o.data, operator, t_data).mv(x)
+        rhs = -dax if rhs is None else rhs - dax
+    dx = None if rhs is None else implicit_solve(operator.mv, rhs, solver, state, throw)
+    return (x, code, res, its), (dx, None, None, None)
 
 
 def linear_solve(operator: BlockCSR, b, solver=None, *, state=None, throw: bool = True) -> Solution:
@@ -206,7 +228,8 @@ def linear_solve(operator: BlockCSR, b, solver=None, *, state=None, throw: bool 
         throw: raise on failure (default); with ``False`` the failure is reported in
             ``Solution.result`` (per batch member under ``vmap``).
 
-    Differentiable with respect to ``operator.data`` and ``b`` (adjoint rule reusing the state).
+    Differentiable with respect to ``operator.data`` and ``b`` in forward and reverse mode (one
+    tangent or adjoint solve reusing the state's factorisation).
     """
     if not isinstance(operator, BlockCSR):
         raise TypeError(f"operator must be an nmm.linalg.BlockCSR, got {type(operator).__name__}")
@@ -219,7 +242,7 @@ def linear_solve(operator: BlockCSR, b, solver=None, *, state=None, throw: bool 
     # the derivative with respect to the operator is the custom rule's (through ``operator``);
     # the state is only the factorisation it reuses
     state = jax.tree_util.tree_map(lambda a: jax.lax.stop_gradient(a) if eqx.is_array(a) else a, state)
-    x, code, res, its = _solve((operator, b), solver, state, bool(throw))
+    x, code, res, its = _solve(operator, b, solver, state, bool(throw))
     cond = jax.lax.stop_gradient(getattr(state, "condition", jnp.asarray(-1.0, b.dtype)))
     code, res, its = (jax.lax.stop_gradient(v) for v in (code, res, its))
     if throw:
