@@ -47,7 +47,7 @@ from .forms.fit import L2Fit
 from .kernels import bind
 from .linalg.operator import BlockCSR
 from .linalg.results import RESULTS, settle, worst
-from .linalg.solve import as_solver, checked_adjoint, linear_solve, raise_if_failed, solve_with
+from .linalg.solve import as_solver, implicit_solve, linear_solve, raise_if_failed
 from .nonlinear import Newton, newton
 
 FIRST_ORDER = ("be", "cn", "bdf2")
@@ -320,34 +320,36 @@ def _step_system(space, bd, M, diff):
     return G, tangent
 
 
-@eqx.filter_custom_vjp
+@eqx.filter_custom_jvp
 def _root(diff, space, bd, M, guess, solver, opts):
-    """One nonlinear step by Newton: ``(y, result, steps)``. Differentiated implicitly: the
-    adjoint of G(y*, θ) = 0 is one transpose solve with its tangent at y*, never the unrolled
-    iterations (a while loop, which reverse mode cannot run through)."""
+    """One nonlinear step by Newton: ``(y, result, steps)``. Differentiated implicitly, in
+    forward and reverse mode: the tangent of G(y*, θ) = 0 is one solve with its tangent at y*
+    (reverse mode: its transpose), never the unrolled iterations (a while loop, which reverse mode
+    cannot run through)."""
+    return _root_primal((diff, space, bd, M, guess, solver, opts))
+
+
+@_root.def_jvp
+def _root_jvp(primals, tangents):
+    # dy = −A⁻¹ (∂G/∂θ) dθ with A the tangent at y*, factored afresh (Newton's last factorisation
+    # is of an earlier iterate, or none when the guess already solves); reverse mode transposes
+    # it into θ̄ = −(∂G/∂θ)ᵀ λ, Aᵀλ = ȳ
+    diff, space, bd, M, guess, solver, opts = primals
+    y, code, steps = _root_primal(primals)
+    t_diff = tangents[0]
+    _, dG = eqx.filter_jvp(lambda d: _step_system(space, bd, M, d)[0](y), (diff,), (t_diff,))
+    if dG is None:
+        return (y, code, steps), (None, None, None)
+    _, A, _ = _step_system(space, bd, M, diff)[1](y)
+    dy = implicit_solve(A.mv, -dG, solver, solver.init(A), True, after=y, last=True)
+    return (y, code, steps), (dy, None, None)
+
+
+def _root_primal(primals):
+    diff, space, bd, M, guess, solver, opts = primals
     G, tangent = _step_system(space, bd, M, diff)
     y, _, out = newton(G, tangent, guess, solver, opts, keep=False)
     return y, out["result"], out["steps"]
-
-
-@_root.def_fwd
-def _root_fwd(perturbed, diff, space, bd, M, guess, solver, opts):
-    out = _root.fn(diff, space, bd, M, guess, solver, opts)
-    return out, out[0]
-
-
-@_root.def_bwd
-def _root_bwd(y, grad_obj, perturbed, diff, space, bd, M, guess, solver, opts):
-    gy = grad_obj[0]
-    if gy is None:
-        return jax.tree_util.tree_map(lambda _: None, diff)
-    _, tangent = _step_system(space, bd, M, diff)
-    _, A, _ = tangent(y)
-    lam, code, *_ = solve_with(solver.transpose_solve, solver.init(A), gy, last=True)
-    lam = jax.lax.stop_gradient(checked_adjoint(lam, code, True))
-    # θ̄ = −(∂G/∂θ)ᵀ λ at the solution
-    _, vjp = eqx.filter_vjp(lambda d: _step_system(space, bd, M, d)[0](y), diff)
-    return jax.tree_util.tree_map(lambda a: -a, vjp(lam)[0])
 
 
 def _newmark(space, M, R, RK, x0, v0, t0, dt, n_saves, every, fixed, solver, opts, throw):
