@@ -84,7 +84,8 @@ class _Options(NamedTuple):
 
 
 def jacobian(problem, rebuild, x):
-    """``(r, J)``: the whitened residual and its Jacobian ∂r/∂x by adjoint products.
+    """``(r, J)``: the whitened residual and its Jacobian ∂r/∂x: by tangent (forward-mode)
+    products when the parameters are fewer than the data, else by adjoint products as follows.
 
     J = (∂r/∂s)(∂s/∂x) through the forward states' unknowns s (a Field's coefficients): the
     observation part Jo = ∂r/∂s in forward mode (no solve), the solve part by adjoint products
@@ -94,6 +95,16 @@ def jacobian(problem, rebuild, x):
     adjoint product per state unknown instead of one per datum. Jo = U Σ Wᵀ and the adjoint data
     are the rows σ_j w_jᵀ: directions with σ_j below √ε·σ_max (the space's own dependent
     combinations, which no observation sees) are dropped rather than solved for."""
+
+    if x.size < problem.size:
+        # fewer parameters than data: forward mode, one tangent solve per parameter (all in one
+        # batched solve with the forward factorisation) instead of an adjoint solve per datum
+        def residual(v):
+            r = problem.residual_of(problem.states(rebuild(v)))
+            return r, r
+
+        J, r = jax.jacfwd(residual, has_aux=True)(x)
+        return r, J
 
     def state_vector(v):
         st = problem.states(rebuild(v))
