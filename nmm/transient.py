@@ -26,6 +26,8 @@ factorisation (counted by ``nmm.linalg.factorisations``). Otherwise each step is
 Gradients: a fixed-matrix history is differentiated through the scan by reverse mode, each step's
 solve by its adjoint (a transpose solve with the same factorisation), with the step body
 checkpointed (``jax.checkpoint``): memory is one state per step, not the solver's internals.
+Forward mode (``jax.jvp``, ``jax.jacfwd``) runs each step's tangent solve with the same
+factorisation alongside the step.
 """
 
 from __future__ import annotations

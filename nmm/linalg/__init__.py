@@ -8,7 +8,8 @@
   smoothed-aggregation multigrid V-cycle), :class:`DenseLU` (JAX, small systems, batched),
   :class:`PETSc` (optional: PETSc's Krylov solvers and multigrid, MPI-parallel). An
   accelerator sparse direct backend is one more class with these methods.
-* :func:`linear_solve`: differentiable (adjoint rule reusing the state), returns a
+* :func:`linear_solve`: differentiable in forward and reverse mode (a tangent or adjoint solve
+  reusing the state), returns a
   :class:`Solution` with a result code; ``throw=False`` reports failures per batch member.
 """
 

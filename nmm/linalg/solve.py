@@ -1,9 +1,11 @@
 """Differentiable linear solves with solver objects, and the solver choices users name.
 
-``linear_solve(operator, b, solver)`` returns a :class:`Solution`; its gradient with respect to
-the operator's values and to ``b`` is the adjoint rule (one transpose solve that reuses the forward
-factorisation; never an unrolled iteration). ``throw=False`` returns the result code per batch
-member instead of raising.
+``linear_solve(operator, b, solver)`` returns a :class:`Solution`, differentiable with respect to
+the operator's values and to ``b`` in forward and reverse mode: the tangent is one solve that
+reuses the forward factorisation (a ``custom_linear_solve``, :func:`implicit_solve`), and reverse
+mode transposes it into the adjoint rule (one transpose solve with the same factorisation); never
+an unrolled iteration. ``throw=False`` returns the result code per batch member instead of
+raising.
 """
 
 from __future__ import annotations
