@@ -114,11 +114,37 @@ def test_gradient_and_jacobian_equal_central_differences(noisy, kind):
     eps = 1e-5
     fd = (obj(x + eps * v) - obj(x - eps * v)) / (2 * eps)
     np.testing.assert_allclose(g @ v, fd, rtol=1e-6)
-    # the Gauss–Newton Jacobian (adjoint products through the states' unknowns)
-    r, J = jax.jit(lambda y: jacobian(problem, rebuild, y))(x)
+    # the Gauss–Newton Jacobian: tangent solves, and adjoint products through the states' unknowns
     res = jax.jit(lambda y: problem.residual(rebuild(y)))
     fd_r = (res(x + eps * v) - res(x - eps * v)) / (2 * eps)
-    np.testing.assert_allclose(J @ v, fd_r, rtol=1e-6, atol=1e-6 * float(jnp.max(jnp.abs(fd_r))))
+    for mode in ("forward", "adjoint"):
+        r, J = jax.jit(lambda y, mode=mode: jacobian(problem, rebuild, y, mode))(x)
+        scale = float(jnp.max(jnp.abs(fd_r)))
+        np.testing.assert_allclose(J @ v, fd_r, rtol=1e-6, atol=1e-6 * scale, err_msg=mode)
+
+
+def test_a_reverse_only_forward_map_gets_the_adjoint_jacobian(noisy):
+    """A user's forward map with a custom_vjp (no forward mode): ``jacobian="auto"`` falls back
+    to adjoint products; ``"forward"`` says why it cannot."""
+
+    @jax.custom_vjp
+    def states(th):
+        return solve_linear_k(th)
+
+    def fwd(th):
+        u, pullback = jax.vjp(solve_linear_k, th)
+        return u, pullback
+
+    states.defvjp(fwd, lambda pullback, g: pullback(g))
+    problem = inv.InverseProblem(states, noisy)
+    res = inv.gauss_newton(problem, jnp.array([2.0, 0.0]))
+    plain = inv.gauss_newton(inv.InverseProblem(solve_linear_k, noisy), jnp.array([2.0, 0.0]))
+    assert res.reason == "converged"
+    np.testing.assert_allclose(res.theta, plain.theta, rtol=1e-8)
+    with pytest.raises(TypeError, match="forward-mode"):
+        inv.gauss_newton(problem, jnp.array([2.0, 0.0]), jacobian="forward")
+    with pytest.raises(ValueError, match="jacobian must be one of"):
+        inv.gauss_newton(problem, jnp.array([2.0, 0.0]), jacobian="fwd")
 
 
 def test_field_parameter_identified_without_recompiling():
