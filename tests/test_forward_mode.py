@@ -60,7 +60,8 @@ POISSON = nmm.Poisson(k=conductivity, f=source, dirichlet=boundary_value)
 THETA = jnp.array([0.5, 0.3, 0.2])
 
 
-@pytest.mark.parametrize("solver", [None, "direct"])
+# "direct" (SuperLU) is also what the factorisation-count test below runs: slow here
+@pytest.mark.parametrize("solver", [None, pytest.param("direct", marks=pytest.mark.slow)])
 def test_jacfwd_of_solve_with_array_parameters(setup, solver):
     """k, f and the Dirichlet data depend on θ: jacfwd = jacrev = central differences (dense LU
     in JAX and SuperLU on the host)."""
@@ -178,7 +179,7 @@ def test_every_mode_factors_once_and_frees_the_factor(setup):
         assert len(superlu.FACTORS._entries) == 0, name
 
 
-@pytest.mark.parametrize("solver", [SuperLU(), DenseLU()])
+@pytest.mark.parametrize("solver", [SuperLU(), pytest.param(DenseLU(), marks=pytest.mark.slow)])
 def test_linear_solve_forward_mode(setup, solver):
     """x(θ) = A(θ)⁻¹ b(θ), A non-symmetric (the tangent solves with A, the adjoint with Aᵀ)."""
     V, _, _ = setup
