@@ -2,7 +2,8 @@
 a Gaussian source's centre and strength) ↦ 120 outward boundary fluxes of a Poisson solve
 (``experiments/inverse.py::source_identification``'s map), by ``jax.jacfwd`` (3 tangent solves in
 one batched call) and ``jax.jacrev`` (120 adjoint solves in one batched call), both jitted and
-compiled before timing; with the default solver (dense LU in JAX at this size) and SuperLU.
+compiled before timing; with the default solver (SuperLU at this size: above
+``nmm.drivers.DENSE_MAX_UNKNOWNS``) and ``"direct"`` (SuperLU named).
 
     python benchmarks/jacfwd_vs_jacrev.py
 """

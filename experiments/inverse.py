@@ -125,8 +125,9 @@ def _pinv_coverage(problem, a0, G, seed, draws):
         p = problem.with_data(d, obs_a.values)
         res = inv.gauss_newton(p, a0, max_steps=40, damping=1e-3, throw=False)
         post = inv.laplace(p, res.theta)
-        (vals, std), (mean, mstd) = post.predictive(lambda q: q(G)), post.predictive(
-            lambda q: jnp.mean(q(G))[None]
+        (vals, std), (mean, mstd) = (
+            post.predictive(lambda q: q(G)),
+            post.predictive(lambda q: jnp.mean(q(G))[None]),
         )
         return vals, std, mean[0], mstd[0], res.steps, res.status
 
@@ -230,6 +231,8 @@ def hinv(
     depth: int = 3,
     collocation: int = 4096,
     steps: int = 20,
+    optimizer: str = "gauss-newton",
+    alphas=None,
     alpha: float = 1.0,
     lbfgs_steps: int = 300,
     sigma: float = 0.1,
@@ -238,11 +241,16 @@ def hinv(
     (the PINN task's data, shared by both methods; a known on ∂Ω).
 
     NMM: u by Crank–Nicolson (``steps`` steps, every state saved: the observations at random
-    times are linear in t between them), a a p = 4 field on a 2 × 2 grid cover, an H1 prior of
-    weight ``alpha`` (fixed, not chosen), L-BFGS (one adjoint gradient through the history a
-    step: the Gauss–Newton Jacobian needs 2 628 adjoint products through the history, 190 s
-    each here). The PINN: ``width`` × ``depth`` tanh, (u, a) out, Adam 1e-3, ``collocation``
-    points (PINNacle: 100 × 5, 20 000 steps, 32 768 points — too long for this machine)."""
+    times are linear in t between them), a a p = 4 field on a 2 × 2 grid cover, an H1 prior.
+    ``optimizer="gauss-newton"`` (default): its weight chosen among ``alphas`` by the Laplace
+    evidence, the Jacobian by 135 tangent solves through the history (forward mode; 2 628
+    adjoint products otherwise). ``"lbfgs"``: the weight ``alpha`` fixed, ``lbfgs_steps`` steps
+    of L-BFGS (one adjoint gradient a step). The PINN: ``width`` × ``depth`` tanh, (u, a) out,
+    Adam 1e-3, ``collocation`` points (PINNacle: 100 × 5, 20 000 steps, 32 768 points — too long
+    for this machine)."""
+    if optimizer not in ("gauss-newton", "lbfgs"):
+        raise ValueError(f"optimizer must be 'gauss-newton' or 'lbfgs', got {optimizer!r}")
+    alphas = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4) if alphas is None else tuple(alphas)
     import nmm_nn
     from nmm_nn.inverse import HINV
 
@@ -273,15 +281,33 @@ def hinv(
     obs_u = inv.Observations.of(lambda h: h.at(X[:, :2], X[:, 2]), task.obs_values, sigma)
     obs_a = inv.Observations.at_points(ab, jax.vmap(HINV.exact_a)(jnp.asarray(ab)), 1e-3, domain=dom)
     a0 = nmm.fit(Q, lambda x: float(np.mean(np.asarray(obs_a.values))))
-    # the prior's mean is a's boundary value (an H1 prior about 0 would pull a ≈ 2 down)
-    prior = inv.H1(jnp.asarray(alpha), beta=jnp.asarray(alpha), mean=a0)
-    problem = inv.InverseProblem(lambda a: (history(a), a), (obs_u, obs_a), prior)
-    run = functools.partial(inv.minimise, problem, a0, optimizer="lbfgs", rtol=1e-10, throw=False)
-    compile_s = _compile_estimate(run)
-    t0 = time.perf_counter()
-    res = run(steps=lbfgs_steps)
-    res.objective.block_until_ready()
-    run_s = time.perf_counter() - t0 - compile_s
+
+    def problem(weight):
+        # the prior's mean is a's boundary value (an H1 prior about 0 would pull a ≈ 2 down)
+        prior = inv.H1(weight, beta=weight, mean=a0)
+        return inv.InverseProblem(lambda a: (history(a), a), (obs_u, obs_a), prior)
+
+    chosen = {}
+    if optimizer == "gauss-newton":
+        opts = {"max_steps": 40, "damping": 1e-3}
+        t0 = time.perf_counter()  # compile (the first weight's inversion and its evidence)
+        first = inv.gauss_newton(problem(jnp.asarray(alphas[0])), a0, throw=False, **opts)
+        inv.log_evidence(problem(jnp.asarray(alphas[0])), first.theta).block_until_ready()
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        choice = inv.choose_regularisation(problem, a0, alphas, rule="evidence", **opts)
+        run_s = time.perf_counter() - t0
+        res, alpha = choice.result, choice.alpha
+        chosen = {"alphas": choice.alphas, "log_evidence": choice.evidence}
+    else:
+        run = functools.partial(
+            inv.minimise, problem(jnp.asarray(alpha)), a0, optimizer="lbfgs", rtol=1e-10, throw=False
+        )
+        compile_s = _compile_estimate(run)
+        t0 = time.perf_counter()
+        res = run(steps=lbfgs_steps)
+        res.objective.block_until_ready()
+        run_s = time.perf_counter() - t0 - compile_s
     hist = history(res.theta)
 
     def u_hist(p):
@@ -292,7 +318,9 @@ def hinv(
         "seed": seed,
         "nmm": {
             **_scores(u_hist, res.theta, task, HINV),
+            "optimizer": optimizer,
             "alpha": alpha,
+            **chosen,
             "steps": int(res.steps),
             "status": res.reason,
             "discrepancy_ratio": float(res.discrepancy_ratio),
@@ -533,11 +561,7 @@ def report(results: dict) -> str:
         lines += [
             "## HInv (PINNacle's heat inverse; 2 500 space-time observations, σ = 0.1, a known on ∂Ω)",
             "",
-            *_method_table(
-                r,
-                f"NMM, CN {n['unknowns']['time_steps']} steps + L-BFGS (H1 prior, α = {n['alpha']:g} "
-                f"fixed, {n['steps']} steps, ‖r‖/√m = {n['discrepancy_ratio']:.2f})",
-            ),
+            *_method_table(r, _hinv_label(n)),
             "",
         ]
     if "backward-heat" in results:
@@ -576,6 +600,18 @@ def report(results: dict) -> str:
 
         lines.append(report_crack(results["crack"]))
     return "\n".join(lines)
+
+
+def _hinv_label(n):
+    how = (
+        f"Gauss–Newton (H1 prior, α = {n['alpha']:g} by evidence"
+        if n.get("optimizer", "lbfgs") == "gauss-newton"
+        else f"L-BFGS (H1 prior, α = {n['alpha']:g} fixed"
+    )
+    return (
+        f"NMM, CN {n['unknowns']['time_steps']} steps + {how}, {n['steps']} steps, "
+        f"‖r‖/√m = {n['discrepancy_ratio']:.2f})"
+    )
 
 
 def _method_table(r, nmm_label):

@@ -37,6 +37,10 @@ def test_report_has_one_row_per_method_and_every_case():
         assert v in md
     assert "## PInv" in md and "## HInv" in md and "hybrid" in md
     assert md.count("| PINN 64x3 tanh (u, a), Adam, 5000 steps |") == 2
+    assert "L-BFGS (H1 prior, α = 1 fixed, 300 steps" in md
+    hinv["nmm"].update(optimizer="gauss-newton", alpha=100.0, steps=12)
+    md = inverse.report({"hinv": hinv})
+    assert "Gauss–Newton (H1 prior, α = 100 by evidence, 12 steps" in md
 
 
 def test_cli_names_an_unknown_inverse_problem(capsys, tmp_path):
