@@ -33,6 +33,22 @@ UNIT_SQUARE = [(0, 0), (1, 0), (1, 1), (0, 1)]
 # ------------------------------------------------------------------------------ PInv
 
 
+def pinv_setup(seed: int = 0):
+    """PInv's data and discretisation, shared by :func:`pinv` and ``experiments.pinv_spaces``:
+    ``(task, domain, V, f, obs_u, obs_a)`` — the PINN task's noisy u data (σ = 0.1), u's space,
+    the manufactured source, and the observations of u and of a's known boundary values."""
+    import nmm_nn
+    from nmm_nn.inverse import PINV
+
+    task = nmm_nn.pinv_task(2500, 0.1, seed=seed)
+    dom = nmm.Domain.polygon(UNIT_SQUARE)
+    V = nmm.ManifoldSpace(nmm.MathCover.grid(dom, h=0.25), dom, degree=4)
+    f = nmm.manufactured_source(nmm.Poisson(k=PINV.exact_a), PINV.exact_u)
+    obs_u = inv.Observations.at_points(task.obs_points, task.obs_values, 0.1, domain=dom)
+    obs_a = inv.Observations.at_points(task.ab_points, task.ab_values, 1e-3, domain=dom)
+    return task, dom, V, f, obs_u, obs_a
+
+
 def pinv(
     seed: int = 0,
     *,
@@ -47,17 +63,11 @@ def pinv(
     Gauss–Newton (a a field, the H1 weight by the Laplace evidence), the PINN (u and a two
     outputs of one network), and the hybrid (a network for a, u solved exactly by the NMM inside
     the loss, L-BFGS through the differentiable solve)."""
-    import nmm_nn
     from nmm_nn.inverse import PINV
 
     alphas = (1.0, 10.0, 100.0, 1e3, 1e4) if alphas is None else tuple(alphas)
-    task = nmm_nn.pinv_task(2500, 0.1, seed=seed)
-    dom = nmm.Domain.polygon(UNIT_SQUARE)
-    V = nmm.ManifoldSpace(nmm.MathCover.grid(dom, h=0.25), dom, degree=4)
+    task, dom, V, f, obs_u, obs_a = pinv_setup(seed)
     Q = nmm.ManifoldSpace(nmm.MathCover.grid(dom, h=0.5), dom, degree=3)
-    f = nmm.manufactured_source(nmm.Poisson(k=PINV.exact_a), PINV.exact_u)
-    obs_u = inv.Observations.at_points(task.obs_points, task.obs_values, 0.1, domain=dom)
-    obs_a = inv.Observations.at_points(task.ab_points, task.ab_values, 1e-3, domain=dom)
 
     def forward(a):
         return nmm.solve(V, nmm.Poisson(k=a, f=f, dirichlet=0.0), throw=False), a
@@ -68,14 +78,7 @@ def pinv(
     # the prior mean is a constant at a's boundary level (the data's, not the truth's): a zero
     # mean would pull a towards 0 with the prior's L2 term (measured: 4.4e-2 against 3.0e-2)
     a0 = nmm.fit(Q, lambda x: float(np.mean(np.asarray(task.ab_values))))
-    opts = {"max_steps": 40, "damping": 1e-3}
-    t0 = time.perf_counter()  # compile (the first weight's inversion and its evidence)
-    first = inv.gauss_newton(problem(jnp.asarray(alphas[0])), a0, throw=False, **opts)
-    inv.log_evidence(problem(jnp.asarray(alphas[0])), first.theta).block_until_ready()
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    choice = inv.choose_regularisation(problem, a0, alphas, rule="evidence", **opts)
-    run_s = time.perf_counter() - t0
+    choice, compile_s, run_s = _gauss_newton_by_evidence(problem, a0, alphas)
     a = choice.result.theta
     u = nmm.solve(V, nmm.Poisson(k=a, f=f, dirichlet=0.0))
     G = _grid(10, 0.05, 0.95)
@@ -289,14 +292,7 @@ def hinv(
 
     chosen = {}
     if optimizer == "gauss-newton":
-        opts = {"max_steps": 40, "damping": 1e-3}
-        t0 = time.perf_counter()  # compile (the first weight's inversion and its evidence)
-        first = inv.gauss_newton(problem(jnp.asarray(alphas[0])), a0, throw=False, **opts)
-        inv.log_evidence(problem(jnp.asarray(alphas[0])), first.theta).block_until_ready()
-        compile_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        choice = inv.choose_regularisation(problem, a0, alphas, rule="evidence", **opts)
-        run_s = time.perf_counter() - t0
+        choice, compile_s, run_s = _gauss_newton_by_evidence(problem, a0, alphas)
         res, alpha = choice.result, choice.alpha
         chosen = {"alphas": choice.alphas, "log_evidence": choice.evidence}
     else:
@@ -333,6 +329,20 @@ def hinv(
         out["pinn"] = _pinn(task, HINV, seed, pinn_steps, width, depth)
         out["pinn"]["collocation"] = collocation
     return out
+
+
+def _gauss_newton_by_evidence(problem, theta0, alphas):
+    """Gauss–Newton for each weight in ``alphas`` (``problem(alpha)``), the weight chosen by the
+    Laplace evidence: ``(choice, compile_s, run_s)``, the compile time taken as the first weight's
+    inversion and its evidence (one program serves every weight: α is a JAX scalar)."""
+    opts = {"max_steps": 40, "damping": 1e-3}
+    t0 = time.perf_counter()
+    first = inv.gauss_newton(problem(jnp.asarray(alphas[0])), theta0, throw=False, **opts)
+    inv.log_evidence(problem(jnp.asarray(alphas[0])), first.theta).block_until_ready()
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    choice = inv.choose_regularisation(problem, theta0, alphas, rule="evidence", **opts)
+    return choice, compile_s, time.perf_counter() - t0
 
 
 def _compile_estimate(run) -> float:

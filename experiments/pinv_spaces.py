@@ -27,11 +27,10 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 import nmm  # noqa: E402
-import nmm_nn  # noqa: E402
 from nmm import inverse as inv  # noqa: E402
 from nmm_nn.inverse import PINV  # noqa: E402
 
-from .inverse import UNIT_SQUARE, _scores  # noqa: E402
+from .inverse import _scores, pinv_setup  # noqa: E402
 
 
 def _coons(p):
@@ -57,12 +56,7 @@ class CoonsPlusBubble(eqx.Module):
 
 
 def main(configs, coons: bool = False) -> None:
-    task = nmm_nn.pinv_task(2500, 0.1, seed=0)  # the data of experiments.inverse.pinv
-    dom = nmm.Domain.polygon(UNIT_SQUARE)
-    V = nmm.ManifoldSpace(nmm.MathCover.grid(dom, h=0.25), dom, degree=4)
-    f = nmm.manufactured_source(nmm.Poisson(k=PINV.exact_a), PINV.exact_u)
-    obs_u = inv.Observations.at_points(task.obs_points, task.obs_values, 0.1, domain=dom)
-    obs_a = inv.Observations.at_points(task.ab_points, task.ab_values, 1e-3, domain=dom)
+    task, dom, V, f, obs_u, obs_a = pinv_setup(seed=0)  # the data of experiments.inverse.pinv
 
     def chi2(k):  # the u data's χ² of a coefficient k
         u = nmm.solve(V, nmm.Poisson(k=k, f=f, dirichlet=0.0))

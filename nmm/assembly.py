@@ -215,32 +215,6 @@ def _boundary_extended(space, wts, r, T, phi, dphi, matrix):
     return vec, data
 
 
-def tested_residual(space, kern: Kernels, bd: BoundaryData, coeffs, test, quad=None):
-    """``testᵀ R(coeffs)`` without forming R: Σ_q w [λ·r0 + ∇λ:r1] over the volume and the
-    boundary terms, with λ the field of ``test``. Its gradient with respect to the form's data is
-    the data term of the adjoint (cheaper than a VJP of the assembled vector: no contraction with
-    the basis, no scatter)."""
-    quad = volume_quadrature(space) if quad is None else quad
-    phi, dphi = basis_at(space, quad.elems, quad.points)
-    u, du = interpolate(space, coeffs, quad.elems, phi, dphi)
-    lu, ldu = interpolate(space, test, quad.elems, phi, dphi)
-    r0, r1 = jax.vmap(jax.vmap(kern.volume))(quad.points, u, du)
-    w = quad.weights
-    total = jnp.sum(w[..., None] * lu * r0) + jnp.sum(w[..., None, None] * ldu * r1)
-    if kern.has_boundary_terms and space.b_elem.shape[0] > 0:
-        r, _, phi_b, dphi_b = _boundary_residuals(space, kern, bd, coeffs, matrix=False)
-        lb, ldb = interpolate(space, test, space.b_elem, phi_b, dphi_b)
-        if space.extended:  # gradients on the flux elements
-            ldb = interpolate(space, test, space.b_flux, phi_b, dphi_b)[1]
-        wb = space.b_weights
-        total = (
-            total
-            + jnp.sum(wb[..., None] * lb * r[..., 0])
-            + jnp.sum(wb[..., None, None] * ldb * r[..., 1:])
-        )
-    return total
-
-
 def assemble(space, kern: Kernels, bd: BoundaryData, coeffs=None, quad=None, matrix=True, boundary=True):
     """Residual ``R(coeffs) (n_dofs,)`` and, with ``matrix``, the tangent as a :class:`BlockCSR`
     and an admissibility flag (``coeffs=None``: at zero, the linear system K x = −R(0)).

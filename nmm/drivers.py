@@ -198,8 +198,7 @@ def _forward(kern, space, bd, quad, solver, opts, x0, keep, lsq=False):
 
 @eqx.filter_custom_jvp
 def _implicit(kern, space, bd, quad, solver, opts, x0, throw, lsq):
-    x, info, _, _ = _forward(kern, space, bd, quad, solver, opts, x0, keep=False, lsq=lsq)
-    return x, info
+    return _primal((kern, space, bd, quad, solver, opts, x0, throw, lsq))
 
 
 @_implicit.def_jvp
@@ -212,9 +211,9 @@ def _implicit_jvp(primals, tangents):
     tk = tangents[0]
     if not jax.tree_util.tree_leaves(tk):
         x, info = _primal(primals)
-        return (x, info), (None, jax.tree_util.tree_map(lambda _: None, info))
+        return (x, info), (None, _no_tangent(info))
     x, info, state, K = _forward(kern, space, bd, quad, solver, opts, x0, keep=True, lsq=lsq)
-    none = jax.tree_util.tree_map(lambda _: None, info)
+    none = _no_tangent(info)
 
     # dR = (∂R/∂θ) dθ at the solution: the pointwise residual's jvp in the data (linear in dθ)
     def residual(k):
@@ -237,6 +236,11 @@ def _primal(primals):
     kern, space, bd, quad, solver, opts, x0, throw, lsq = primals
     x, info, _, _ = _forward(kern, space, bd, quad, solver, opts, x0, keep=False, lsq=lsq)
     return x, info
+
+
+def _no_tangent(info):
+    """The (symbolic zero) tangent of the solve's diagnostics."""
+    return jax.tree_util.tree_map(lambda _: None, info)
 
 
 def _nonfinite_datum(space, kern, bd):

@@ -6,21 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_newton import QuasiLinear  # the tests directory is on the path
 
 import nmm
 import nmm.linalg.superlu as superlu
 from nmm.linalg import BlockCSR, DenseLU, SuperLU, linear_solve
-
-
-class QuasiLinear(nmm.Form):
-    """-∇·(a (1 + u²) ∇u) = f."""
-
-    a: object = 1.0
-    f: object = 0.0
-
-    def residual(self, x, u, du, params):
-        a = nmm.value(self.a, x, params)
-        return -nmm.value(self.f, x, params), a * (1 + u**2) * du
 
 
 class Convection(nmm.Form):
