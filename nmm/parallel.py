@@ -12,6 +12,19 @@ Arguments mapped with ``in_axes=None`` are closed over (every device sees all of
 arguments must hold arrays only (a pytree of arrays whose mapped axis has the batch's length).
 The output may hold non-array parts (a ``Field``'s space): they come back unchanged.
 
+On CPU devices (forced host devices, ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) an
+eager call runs instead one jitted ``vmap`` per device, the devices one after another, each on its
+slice placed on that device. One multi-device CPU program can hang: every device's host callback
+holds one of XLA's intra-op threads while ``pure_callback`` copies its operands onto the CPU
+device, and a copy over ~1 MB waits for a free thread of the same pool; with as many devices as
+cores none is left (measured on this 2-core machine: a 1e4-unknown SuperLU batch on two host
+devices never returned). Running the devices' programs from two threads at once avoided that but
+hung in pure-JAX programs (the dense LU), and gave no speed: host devices share the same cores
+(a 64-member batch on two host devices was no faster than one device's ``vmap``). Under a
+transformation (``grad``, an outer ``jit``) the arguments are traced and the ``shard_map``
+program is used on every platform; on CPU keep its host-callback operands small, or call it
+eagerly.
+
 Past one process: start every process with ``jax.distributed.initialize(...)`` (on CPU, first
 ``jax.config.update("jax_cpu_collectives_implementation", "gloo")``) and call
 ``sharded_vmap(fn, devices="all")`` with the same whole batch in every process: each process's
@@ -101,6 +114,7 @@ def sharded_vmap(
     indivisible batch an error."""
     devs = _devices(devices)
     mesh = Mesh(np.array(devs), (AXIS,))
+    per_device = {}  # axes -> the jitted vmap that the CPU path runs on every device
 
     @functools.wraps(fn)
     def mapped(*args):
@@ -121,10 +135,52 @@ def sharded_vmap(
                 f"pad=True (repeat the last member up to {total}) or a multiple of {n_dev} members"
             )
         if all(d.process_index == jax.process_index() for d in devs):
+            if _per_device(devs, args):
+                if axes not in per_device:
+                    per_device[axes] = eqx.filter_jit(jax.vmap(fn, in_axes=axes))
+                return _run_per_device(per_device[axes], devs, axes, size, total, args)
             return _run(fn, mesh, axes, size, total, args)
         return _run_processes(fn, mesh, axes, size, total, args)
 
     return mapped
+
+
+def _per_device(devs, args) -> bool:
+    """The per-device path (module docstring): several CPU devices and concrete arguments."""
+    if len(devs) < 2 or any(d.platform != "cpu" for d in devs):
+        return False
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(args))
+
+
+def _run_per_device(vmapped, devs, axes, size, total, args):
+    """Each device's slice through ``vmapped`` (a jitted ``vmap(fn)``) with the arguments placed
+    on that device, one device after another; the results joined on the first."""
+    per = total // len(devs)
+
+    def on_device(k: int):
+        dev = devs[k]
+
+        def place(a, mapped: bool):
+            if not (eqx.is_array(a) or isinstance(a, np.ndarray)):
+                return a
+            if mapped:
+                a = _pad(a, total, np if isinstance(a, np.ndarray) else jnp)[k * per : (k + 1) * per]
+            return jax.device_put(a, dev)
+
+        local = [
+            jax.tree_util.tree_map(functools.partial(place, mapped=ax is not None), a)
+            for a, ax in zip(args, axes, strict=True)
+        ]
+        return jax.block_until_ready(vmapped(*local))
+
+    outs = [on_device(k) for k in range(len(devs))]
+    parts = [eqx.partition(o, eqx.is_array) for o in outs]
+    home = devs[0]
+    dyn = jax.tree_util.tree_map(
+        lambda *xs: jnp.concatenate([jax.device_put(x, home) for x in xs])[:size],
+        *[d for d, _ in parts],
+    )
+    return eqx.combine(dyn, parts[0][1])
 
 
 def _run_processes(fn, mesh, axes, size, total, args):

@@ -75,6 +75,41 @@ def test_sharded_batch_on_four_host_devices_matches_one_device():
     assert "6 does not divide over 4 devices" in lines["nopad"]
 
 
+LARGE = textwrap.dedent(
+    """
+    import jax
+    import jax.numpy as jnp
+    import nmm
+    from nmm.parallel import sharded_vmap
+
+    assert len(jax.devices()) == 2, jax.devices()
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=1 / 60), dom, degree=0)
+    prob = nmm.Poisson(k=lambda x, th: 1.0 + th[0] * x[0] + th[1] * x[1], f=1.0, dirichlet=0.0)
+    solve = lambda t: nmm.solve(V, prob, params=t, solver="direct").coeffs
+    th = jax.random.uniform(jax.random.PRNGKey(0), (16, 2))
+    many = sharded_vmap(solve)(th)
+    print("devices", sorted({d.id for d in many.devices()}), flush=True)
+    print("diff", float(jnp.max(jnp.abs(many - jax.jit(jax.vmap(solve))(th)))), flush=True)
+    """
+)
+
+
+def test_host_solves_with_large_operands_on_as_many_host_devices_as_cores():
+    """3 721 unknowns, 8 members a device: the SuperLU callback's operands are over a megabyte.
+    One multi-device CPU program (shard_map) hung here on two host devices of the 2-core machine
+    (every XLA thread held by a callback waiting for its operands' copy); the eager CPU path runs
+    the devices' programs one after another."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    run = subprocess.run(
+        [sys.executable, "-c", LARGE], env=env, capture_output=True, text=True, timeout=240
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines())
+    assert lines["devices"] == "[0]"  # joined on the first device
+    assert float(lines["diff"]) < 1e-12
+
+
 def test_sharded_vmap_bad_input_is_named():
     f = lambda t: t * 2.0  # noqa: E731
     n = len(jax.local_devices())
