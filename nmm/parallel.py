@@ -8,22 +8,31 @@ partitioner does with ``pure_callback``. A batch that the device count does not 
 by repeating its last member (``pad=True``, the default; the padding is cut from the result) or
 refused with a clear error (``pad=False``).
 
+``chunk=c`` evaluates each device's members ``c`` at a time (``jax.lax.map`` with
+``batch_size=c``: a loop over chunks, each chunk one ``vmap``), and ``chunked_vmap(fn, chunk=8)``
+is that on one device. A ``vmap`` of many solves holds every member's element matrices and
+operator at once, and on a CPU the batch then runs at the speed of memory, not of the cores:
+measured on the 2-core machine (``benchmarks/batch_solve.py``), 64 p = 8 solves of 1 125 unknowns
+took longer as one ``vmap`` than in chunks of 8, which ran several times faster than a Python
+loop; chunks of 8–16 were best there for p = 0 and p = 8 alike.
+
 Arguments mapped with ``in_axes=None`` are closed over (every device sees all of them); mapped
 arguments must hold arrays only (a pytree of arrays whose mapped axis has the batch's length).
 The output may hold non-array parts (a ``Field``'s space): they come back unchanged.
 
 On CPU devices (forced host devices, ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) an
-eager call runs instead one jitted ``vmap`` per device, the devices one after another, each on its
-slice placed on that device. One multi-device CPU program can hang: every device's host callback
-holds one of XLA's intra-op threads while ``pure_callback`` copies its operands onto the CPU
-device, and a copy over ~1 MB waits for a free thread of the same pool; with as many devices as
-cores none is left (measured on this 2-core machine: a 1e4-unknown SuperLU batch on two host
-devices never returned). Running the devices' programs from two threads at once avoided that but
-hung in pure-JAX programs (the dense LU), and gave no speed: host devices share the same cores
-(a 64-member batch on two host devices was no faster than one device's ``vmap``). Under a
-transformation (``grad``, an outer ``jit``) the arguments are traced and the ``shard_map``
-program is used on every platform; on CPU keep its host-callback operands small, or call it
-eagerly.
+eager call runs instead the devices' shares one after another on the first device (``lax.map``
+over shares, each share one ``vmap``: the numbers of a ``vmap``). One multi-device CPU program
+can hang: every device's host callback holds one of XLA's intra-op threads while
+``pure_callback`` copies its operands onto the CPU device, and a copy over ~1 MB waits for a free
+thread of the same pool; with as many devices as cores none is left (measured on this 2-core
+machine: a 1e4-unknown SuperLU batch on two host devices never returned). Host devices share
+the same cores, so there is no speed to lose: the devices' programs run from two threads at once
+were no faster than one device's ``vmap`` (a 64-member batch, 1.73 against 1.47 s), and they hung
+in the pure-JAX dense LU; run one after another on their own devices, each device compiled the
+program anew. Under a transformation (``grad``, an outer ``jit``) the arguments are traced and
+the ``shard_map`` program is used on every platform; on CPU keep its host-callback operands
+small, or call it eagerly.
 
 Past one process: start every process with ``jax.distributed.initialize(...)`` (on CPU, first
 ``jax.config.update("jax_cpu_collectives_implementation", "gloo")``) and call
@@ -99,33 +108,97 @@ def _pad(a, total: int, xp=jnp):
     return xp.concatenate([a, xp.repeat(a[-1:], extra, axis=0)], axis=0)
 
 
+def _axes(in_axes, args) -> tuple:
+    axes = tuple(in_axes) if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
+    if len(axes) != len(args):
+        raise ValueError(
+            f"sharded_vmap: in_axes={in_axes!r} has {len(axes)} entries for {len(args)} arguments"
+        )
+    bad = [ax for ax in axes if ax not in (0, None)]
+    if bad:
+        raise ValueError(f"sharded_vmap: in_axes entries must be 0 or None, got {bad[0]!r}")
+    return axes
+
+
+def _check_chunk(chunk) -> None:
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"chunk must be a positive integer or None, got {chunk!r}")
+
+
+def _map(fn, axes, chunk):
+    """``jax.vmap(fn, axes)``, or with ``chunk`` the same ``chunk`` members at a time; outputs may
+    hold non-array parts (kept from the traced member)."""
+    if chunk is None:
+        return jax.vmap(fn, in_axes=axes)
+    mapped_idx = [i for i, ax in enumerate(axes) if ax is not None]
+
+    def run(*args):
+        static_out, empty_out = [], []
+        xs = tuple(args[i] for i in mapped_idx)
+        n = jax.tree_util.tree_leaves(xs)[0].shape[0]
+
+        def member(xs):
+            full = list(args)
+            for i, x in zip(mapped_idx, xs, strict=True):
+                full[i] = x
+            dyn, static = eqx.partition(fn(*full), eqx.is_array)
+            static_out.append(static)
+            # lax.map cannot stack empty arrays (a Field's unused parts): they are made below
+            empty = lambda a: a.size == 0  # noqa: E731
+            filled, hollow = eqx.partition(dyn, lambda a: not empty(a))
+            empty_out.append(hollow)
+            return filled
+
+        filled = jax.lax.map(member, xs, batch_size=chunk)
+        hollow = jax.tree_util.tree_map(lambda a: jnp.zeros((n, *a.shape), a.dtype), empty_out[-1])
+        return eqx.combine(filled, hollow, static_out[-1])
+
+    return run
+
+
+def chunked_vmap(fn: Callable, in_axes: int | None | Sequence[int | None] = 0, *, chunk: int = 8):
+    """``jax.vmap(fn, in_axes)`` evaluated ``chunk`` members at a time on one device (module
+    docstring: faster than one ``vmap`` of a large batch of solves on a CPU). Differentiable and
+    batchable like ``vmap``; the batch need not divide by ``chunk``."""
+    _check_chunk(chunk)
+
+    @functools.wraps(fn)
+    def mapped(*args):
+        axes = _axes(in_axes, args)
+        _batch_size(args, axes)
+        return _chunked(fn, axes, chunk, args)
+
+    return mapped
+
+
+@eqx.filter_jit
+def _chunked(fn, axes, chunk, args):
+    # jitted (fn, axes and chunk static): an eager call compiles the loop over chunks once
+    return _map(fn, axes, chunk)(*args)
+
+
 def sharded_vmap(
     fn: Callable,
     in_axes: int | None | Sequence[int | None] = 0,
     *,
     devices=None,
     pad: bool = True,
+    chunk: int | None = None,
 ) -> Callable:
     """``jax.vmap(fn, in_axes)`` with the batch sharded over ``devices`` (default: every local
     device; an int takes the first that many; ``"all"``: every device of every process, after
     ``jax.distributed.initialize`` — each process then passes the whole batch and gets the whole
     result). Mapped axes must be 0 (move yours with ``jnp.moveaxis``). The batch is padded to a
     multiple of the device count by repeating its last member unless ``pad=False``, which makes an
-    indivisible batch an error."""
+    indivisible batch an error. ``chunk``: each device evaluates its members that many at a time
+    (default: all at once, one ``vmap``)."""
+    _check_chunk(chunk)
     devs = _devices(devices)
     mesh = Mesh(np.array(devs), (AXIS,))
-    per_device = {}  # axes -> the jitted vmap that the CPU path runs on every device
 
     @functools.wraps(fn)
     def mapped(*args):
-        axes = tuple(in_axes) if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
-        if len(axes) != len(args):
-            raise ValueError(
-                f"sharded_vmap: in_axes={in_axes!r} has {len(axes)} entries for {len(args)} arguments"
-            )
-        bad = [ax for ax in axes if ax not in (0, None)]
-        if bad:
-            raise ValueError(f"sharded_vmap: in_axes entries must be 0 or None, got {bad[0]!r}")
+        axes = _axes(in_axes, args)
         size = _batch_size(args, axes)
         n_dev = len(devs)
         total = -(-size // n_dev) * n_dev
@@ -135,55 +208,22 @@ def sharded_vmap(
                 f"pad=True (repeat the last member up to {total}) or a multiple of {n_dev} members"
             )
         if all(d.process_index == jax.process_index() for d in devs):
-            if _per_device(devs, args):
-                if axes not in per_device:
-                    per_device[axes] = eqx.filter_jit(jax.vmap(fn, in_axes=axes))
-                return _run_per_device(per_device[axes], devs, axes, size, total, args)
-            return _run(fn, mesh, axes, size, total, args)
-        return _run_processes(fn, mesh, axes, size, total, args)
+            if _host_devices(devs, args):
+                return _chunked(fn, axes, chunk or total // n_dev, args)
+            return _run(fn, mesh, axes, size, total, args, chunk)
+        return _run_processes(fn, mesh, axes, size, total, args, chunk)
 
     return mapped
 
 
-def _per_device(devs, args) -> bool:
-    """The per-device path (module docstring): several CPU devices and concrete arguments."""
+def _host_devices(devs, args) -> bool:
+    """The CPU path (module docstring): several CPU devices and concrete arguments."""
     if len(devs) < 2 or any(d.platform != "cpu" for d in devs):
         return False
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(args))
 
 
-def _run_per_device(vmapped, devs, axes, size, total, args):
-    """Each device's slice through ``vmapped`` (a jitted ``vmap(fn)``) with the arguments placed
-    on that device, one device after another; the results joined on the first."""
-    per = total // len(devs)
-
-    def on_device(k: int):
-        dev = devs[k]
-
-        def place(a, mapped: bool):
-            if not (eqx.is_array(a) or isinstance(a, np.ndarray)):
-                return a
-            if mapped:
-                a = _pad(a, total, np if isinstance(a, np.ndarray) else jnp)[k * per : (k + 1) * per]
-            return jax.device_put(a, dev)
-
-        local = [
-            jax.tree_util.tree_map(functools.partial(place, mapped=ax is not None), a)
-            for a, ax in zip(args, axes, strict=True)
-        ]
-        return jax.block_until_ready(vmapped(*local))
-
-    outs = [on_device(k) for k in range(len(devs))]
-    parts = [eqx.partition(o, eqx.is_array) for o in outs]
-    home = devs[0]
-    dyn = jax.tree_util.tree_map(
-        lambda *xs: jnp.concatenate([jax.device_put(x, home) for x in xs])[:size],
-        *[d for d, _ in parts],
-    )
-    return eqx.combine(dyn, parts[0][1])
-
-
-def _run_processes(fn, mesh, axes, size, total, args):
+def _run_processes(fn, mesh, axes, size, total, args, chunk):
     """Across processes (``jax.distributed``): every process passes the whole batch, its devices
     solve their shards, and every process gets the whole result back (an all-gather)."""
     sharding = NamedSharding(mesh, PartitionSpec(AXIS))
@@ -196,13 +236,13 @@ def _run_processes(fn, mesh, axes, size, total, args):
         jax.tree_util.tree_map(place, a) if ax is not None else a
         for a, ax in zip(args, axes, strict=True)
     )
-    dyn, static = eqx.partition(_run(fn, mesh, axes, total, total, placed), eqx.is_array)
+    dyn, static = eqx.partition(_run(fn, mesh, axes, total, total, placed, chunk), eqx.is_array)
     dyn = multihost_utils.process_allgather(dyn, tiled=True)
     return eqx.combine(jax.tree_util.tree_map(lambda a: jnp.asarray(a[:size]), dyn), static)
 
 
 @eqx.filter_jit
-def _run(fn, mesh, axes, size, total, args):
+def _run(fn, mesh, axes, size, total, args, chunk):
     # filter_jit: arrays are traced, everything else (fn, mesh, axes, sizes, a space) is static,
     # so a second call with the same structure reuses the compiled program
     mapped_idx = [i for i, ax in enumerate(axes) if ax is not None]
@@ -215,7 +255,7 @@ def _run(fn, mesh, axes, size, total, args):
         full = list(args)
         for i, a in zip(mapped_idx, local, strict=True):
             full[i] = a
-        out = jax.vmap(fn, in_axes=axes)(*full)
+        out = _map(fn, axes, chunk)(*full)
         dyn, static = eqx.partition(out, eqx.is_array)
         static_out.append(static)
         return dyn

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import pytest
 
 import nmm
-from nmm.parallel import sharded_vmap
+from nmm.parallel import chunked_vmap, sharded_vmap
 
 # the batch both subprocess scripts solve: k = 1 + θ₀x + θ₁y, values at three points. The host
 # solver (solver="direct"): the path whose callbacks must run per device. (With the default
@@ -99,7 +99,7 @@ def test_host_solves_with_large_operands_on_as_many_host_devices_as_cores():
     """3 721 unknowns, 8 members a device: the SuperLU callback's operands are over a megabyte.
     One multi-device CPU program (shard_map) hung here on two host devices of the 2-core machine
     (every XLA thread held by a callback waiting for its operands' copy); the eager CPU path runs
-    the devices' programs one after another."""
+    the devices' shares one after another on the first device."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
     run = subprocess.run(
         [sys.executable, "-c", LARGE], env=env, capture_output=True, text=True, timeout=240
@@ -108,6 +108,47 @@ def test_host_solves_with_large_operands_on_as_many_host_devices_as_cores():
     lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines())
     assert lines["devices"] == "[0]"  # joined on the first device
     assert float(lines["diff"]) < 1e-12
+
+
+def _chunk_problem():
+    ns = {}
+    exec(PROBLEM, ns)
+    th = jax.random.uniform(jax.random.PRNGKey(0), (7, 2))  # 7 members, chunks of 3: 3 + 3 + 1
+    return ns, th, jax.vmap(ns["values"])(th)
+
+
+def test_chunked_vmap_is_vmap_in_chunks():
+    """chunked_vmap (and sharded_vmap's chunk) give vmap's numbers: values, a batch that the
+    chunk does not divide, the gradient."""
+    ns, th, one = _chunk_problem()
+    values = ns["values"]
+    assert jnp.max(jnp.abs(chunked_vmap(values, chunk=3)(th) - one)) < 1e-12
+    assert jnp.max(jnp.abs(sharded_vmap(values, chunk=3)(th) - one)) < 1e-12
+    loss = lambda m: lambda t: jnp.sum(m(values)(t) ** 2)  # noqa: E731
+    g_one = jax.grad(loss(jax.vmap))(th)
+    g_chunk = jax.grad(loss(lambda f: chunked_vmap(f, chunk=3)))(th)
+    assert jnp.max(jnp.abs(g_one)) > 1e-4
+    assert jnp.max(jnp.abs(g_chunk - g_one)) < 1e-10 * jnp.max(jnp.abs(g_one))
+    for bad in (0, -2, 2.5, True):
+        with pytest.raises(ValueError, match="chunk must be a positive integer"):
+            chunked_vmap(values, chunk=bad)
+    with pytest.raises(ValueError, match="chunk must be a positive integer or None, got 0"):
+        sharded_vmap(values, chunk=0)
+
+
+@pytest.mark.slow
+def test_chunked_vmap_fields_forward_mode_and_under_vmap():
+    """A Field with its empty parts, jacfwd, and chunked_vmap under vmap."""
+    ns, th, one = _chunk_problem()
+    values, V, prob = ns["values"], ns["V"], ns["prob"]
+    fields = chunked_vmap(lambda t: nmm.solve(V, prob, params=t, solver="direct"), chunk=3)(th)
+    assert isinstance(fields, nmm.Field) and fields.coeffs.shape == (7, V.n_dofs)
+    assert jnp.max(jnp.abs(jax.vmap(lambda f: f(ns["pts"]))(fields) - one)) < 1e-12
+    j_one = jax.jacfwd(jax.vmap(values))(th[:4])
+    j_chunk = jax.jacfwd(chunked_vmap(values, chunk=3))(th[:4])
+    assert jnp.max(jnp.abs(j_chunk - j_one)) < 1e-10 * jnp.max(jnp.abs(j_one))
+    nested = jax.vmap(chunked_vmap(values, chunk=2))(th[:6].reshape(2, 3, 2))
+    assert jnp.max(jnp.abs(nested.reshape(6, 3) - one[:6])) < 1e-12
 
 
 def test_sharded_vmap_bad_input_is_named():
