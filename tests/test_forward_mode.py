@@ -6,16 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_newton import QuasiLinear  # the tests directory is on the path
+from test_linalg import Convection  # the tests directory is on the path
+from test_newton import QuasiLinear
 
 import nmm
 import nmm.linalg.superlu as superlu
 from nmm.linalg import BlockCSR, DenseLU, SuperLU, linear_solve
-
-
-class Convection(nmm.Form):
-    def residual(self, x, u, du, params):
-        return jnp.array([3.0, -1.0]) @ du - 1.0, 0.2 * du
 
 
 @pytest.fixture(scope="module")
