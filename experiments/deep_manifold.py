@@ -88,6 +88,12 @@ class Claim:
     summary: str  # the numbers behind the verdict, one line
     numbers: dict
     figure: str
+    # the key effect sizes over seeds with their 95 % intervals (``stats.fmt_ci``)
+    interval: str = ""
+    # a replaced rule's verdict, kept beside the new one: {"rule": ..., "verdict": ...}
+    previous: dict = field(default_factory=dict)
+    # whether the quick suite's verdict agrees with this one (filled by the runner)
+    stability: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
