@@ -1,8 +1,12 @@
 """Command line: ``python -m experiments list | run``.
 
     python -m experiments list
-    python -m experiments run --suite quick|full|nonlinear [--config FILE] [--problem P] [--method M]
-                              [--seeds N] [--out DIR] [--fresh] [--no-progress]
+    python -m experiments run --suite quick|standard|full|nonlinear [--config FILE] [--problem P]
+                              [--method M] [--experiment E] [--seeds N] [--out DIR] [--fresh]
+                              [--no-progress]
+
+``--problem``/``--method`` restrict both the cases and the Deep Manifold experiments (those about
+one of the given problems and methods run); ``--experiment`` picks experiments by name.
     python -m experiments inverse [--problem pinv|hinv|backward-heat|source|crack] [--out DIR]
                                   [--pinn-steps N]
 
@@ -39,7 +43,7 @@ def _list() -> int:
     for name in problems.names():
         print(f"  {name:16s} {problems.get(name).description}")
     print("methods:\n  " + ", ".join(METHODS))
-    print("suites:\n  quick (make run), full, nonlinear")
+    print("suites:\n  quick (make run), standard (the verdicts' suite, about an hour), full, nonlinear")
     return 0
 
 
@@ -56,6 +60,16 @@ def _run(args) -> int:
         suite.problems = list(args.problem)
     if args.method:
         suite.methods = list(args.method)
+    if args.experiment:
+        from .deep_manifold import EXPERIMENTS
+
+        for e in args.experiment:
+            if e not in EXPERIMENTS:
+                raise ConfigError(
+                    f"unknown Deep Manifold experiment {e!r}; known: {', '.join(EXPERIMENTS)}"
+                )
+        if suite.deep_manifold is None:
+            raise ConfigError(f"--experiment: suite {suite.name!r} has no Deep Manifold experiments")
     if args.seeds is not None:
         suite.seeds = args.seeds
     from .runner import parse_config
@@ -68,21 +82,27 @@ def _run(args) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     results = run_suite(suite, out, progress=not args.no_progress, fresh=args.fresh)
-    # the experiments are about the suite's problems and networks, not the filtered cases (the
-    # nonlinear suite's took 13 minutes here): a filtered run is a run of cases
-    filtered = bool(args.problem or args.method)
-    if filtered and suite.deep_manifold is not None:
-        print("Deep Manifold experiments skipped (--problem/--method given): run the whole suite")
-    claims = (
-        []
-        if filtered
-        else run_claims(suite, results, out, progress=not args.no_progress, fresh=args.fresh)
-    )
+    claims = []
+    if suite.deep_manifold is not None:
+        from . import deep_manifold as dm
+
+        # --problem/--method/--experiment keep the experiments about those problems and methods
+        names = dm.selected(suite.deep_manifold.experiments, args.problem, args.method, args.experiment)
+        if names != list(suite.deep_manifold.experiments):
+            print(f"Deep Manifold experiments of this run: {', '.join(names) or 'none'}")
+        claims = run_claims(
+            suite, results, out, progress=not args.no_progress, fresh=args.fresh, experiments=names
+        )
     path, table = report.write(suite, results, out, _machine(), claims)
     print(f"\nreport: {path}  ({len(results)} cases, {time.perf_counter() - t0:.0f} s)\n")
     print(table)
     for c in claims:
-        print(f"\n{c.name}: {c.verdict}")
+        print(f"\n{c.name}: {c.verdict}" + (f" ({c.stability})" if c.stability else ""))
+    if claims and suite.name == "quick":
+        print(
+            "\nThe quick suite's verdicts are indicative (few steps and seeds); the standard suite "
+            "(python -m experiments run --suite standard, about an hour) is what they rest on."
+        )
     return 0
 
 
@@ -119,10 +139,17 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list problems, methods and suites")
     run = sub.add_parser("run", help="run a suite (resumes finished cases)")
-    run.add_argument("--suite", default=None, help="embedded suite: quick (default) or full")
+    run.add_argument(
+        "--suite", default=None, help="embedded suite: quick (default), standard, full or nonlinear"
+    )
     run.add_argument("--config", default=None, help="a TOML config file instead of an embedded suite")
     run.add_argument("--problem", action="append", help="only this problem (repeatable)")
     run.add_argument("--method", action="append", help="only this method (repeatable)")
+    run.add_argument(
+        "--experiment",
+        action="append",
+        help="only this Deep Manifold experiment (repeatable; see the suite's [deep_manifold])",
+    )
     run.add_argument("--seeds", type=int, default=None, help="number of seeds")
     run.add_argument("--out", default="results", help="output directory (default: results)")
     run.add_argument(

@@ -10,8 +10,16 @@ On the slow phase:
 * zig-zag: the mean relative standard deviation of the loss in windows of ``window`` steps, and
   the fraction of steps where the loss increment changes sign (0.5 for a random walk, near 1 for a
   step-by-step oscillation, near 0 for a smooth decline);
-* spectrum: the log10 loss minus its least-squares straight line, Hann-windowed, |rfft|²; the
-  dominant frequency (cycles per step) and the share of the (non-constant) power within ±1 bin of it.
+* up-excursions (the claim's "up-down" loss): maximal runs of steps where the loss stands at least
+  ``excursion`` (relative, default 10 %) above its running minimum; their count, rate per 1000
+  steps, mean and largest height (decades above the running minimum) and the median spacing of
+  their starts (the period);
+* the trend's SD (the claim's "relatively high standard deviation"): the standard deviation of the
+  natural log of the loss around a smooth trend, a quadratic in log(step) fitted by least squares
+  (a power-law decline is a straight line in it, a bend of the rate is the quadratic term; neither
+  can follow spikes). ``trend_sd`` ≈ the loss's relative SD around its trend;
+* spectrum: the log10 loss minus that trend, Hann-windowed, |rfft|²; the dominant frequency
+  (cycles per step) and the share of the (non-constant) power within ±1 bin of it.
 """
 
 from __future__ import annotations
@@ -30,6 +38,12 @@ class CurveAnalysis:
     sign_changes: float  # fraction of sign changes of the loss increment in the slow phase
     peak_frequency: float  # dominant frequency of the detrended slow-phase log-loss (cycles/step)
     peak_share: float  # share of the spectral power at that peak
+    excursions: int  # up-excursions of the slow phase above its running minimum
+    excursion_rate: float  # per 1000 slow-phase steps
+    excursion_size: float  # mean height, decades above the running minimum (0 if none)
+    excursion_max: float  # largest height, decades
+    excursion_period: float  # median steps between excursion starts (NaN if fewer than 2)
+    trend_sd: float  # SD of ln(loss) around its quadratic-in-log-step trend (slow phase)
     frequencies: np.ndarray
     power: np.ndarray
 
@@ -55,7 +69,34 @@ def knee(y: np.ndarray) -> int:
     return int(np.argmax(chord - y))
 
 
-def analyse(loss, window: int = 25) -> CurveAnalysis:
+def up_excursions(loss, excursion: float = 0.1) -> dict:
+    """Runs of steps where ``loss`` is ≥ ``excursion`` (relative) above its running minimum:
+    ``count``, ``rate`` (per 1000 steps), ``size`` (mean peak height, decades), ``max``,
+    ``period`` (median spacing of the starts, NaN below two)."""
+    log = np.log10(np.asarray(loss, dtype=float))
+    height = log - np.minimum.accumulate(log)
+    above = height >= np.log10(1 + excursion)
+    edges = np.diff(above.astype(np.int8), prepend=0, append=0)
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    peaks = np.array([height[a:b].max() for a, b in zip(starts, ends, strict=True)])
+    return {
+        "count": len(starts),
+        "rate": 1000.0 * len(starts) / max(len(log), 1),
+        "size": float(peaks.mean()) if len(peaks) else 0.0,
+        "max": float(peaks.max()) if len(peaks) else 0.0,
+        "period": float(np.median(np.diff(starts))) if len(starts) > 1 else float("nan"),
+    }
+
+
+def log_trend(loss, first_step: int = 1) -> np.ndarray:
+    """The smooth trend of ln(loss): least squares quadratic in ln(step), steps counted from
+    ``first_step`` (the slow phase's first step in the whole run)."""
+    y = np.log(np.asarray(loss, dtype=float))
+    s = np.log(first_step + np.arange(len(y), dtype=float))
+    return np.polyval(np.polyfit(s, y, 2), s)
+
+
+def analyse(loss, window: int = 25, excursion: float = 0.1) -> CurveAnalysis:
     """Analyse a loss curve (positive values; shift Ritz energies by their minimum first)."""
     loss = np.asarray(loss, dtype=float)
     if loss.ndim != 1 or len(loss) < 4 * window:
@@ -68,15 +109,16 @@ def analyse(loss, window: int = 25) -> CurveAnalysis:
     smooth = _running_median(log, window)
     split = knee(smooth)
     slow = loss[split:]
-    slog = log[split:]
     n_win = max(len(slow) // window, 1)
     chunks = np.array_split(slow, n_win)
     rel_std = float(np.mean([np.std(c) / np.mean(c) for c in chunks]))
     inc = np.diff(slow)
     signs = np.sign(inc[inc != 0])
     sign_changes = float(np.mean(signs[1:] != signs[:-1])) if len(signs) > 1 else 0.0
-    t = np.arange(len(slog), dtype=float)
-    detrended = slog - np.polyval(np.polyfit(t, slog, 1), t)
+    trend = log_trend(slow, split + 1)
+    resid = np.log(slow) - trend
+    detrended = resid / np.log(10)
+    exc = up_excursions(slow, excursion)
     power = np.abs(np.fft.rfft(detrended * np.hanning(len(detrended)))) ** 2
     freqs = np.fft.rfftfreq(len(detrended))
     power, freqs = power[1:], freqs[1:]  # no constant term
@@ -90,6 +132,12 @@ def analyse(loss, window: int = 25) -> CurveAnalysis:
         sign_changes=sign_changes,
         peak_frequency=float(freqs[k]),
         peak_share=share,
+        excursions=exc["count"],
+        excursion_rate=exc["rate"],
+        excursion_size=exc["size"],
+        excursion_max=exc["max"],
+        excursion_period=exc["period"],
+        trend_sd=float(np.std(resid)),
         frequencies=freqs,
         power=power,
     )

@@ -35,6 +35,7 @@ import nmm  # noqa: E402
 from nmm_nn import MLP, cover_solve, covers, deep_bound_1d, train  # noqa: E402
 from nmm_nn.mlp import trainable  # noqa: E402
 
+from . import dm_bottleneck  # noqa: E402
 from . import problems as registry  # noqa: E402
 from .analysis import analyse  # noqa: E402
 
@@ -64,7 +65,8 @@ RULES = {
     "inconclusive otherwise. Placed: in the optimiser if nmm-adam (a convex quadratic, the same "
     "functional) zig-zags too; in the network's hidden layers if nmm-adam is smooth and the MLP with "
     "its output layer solved at every step still zig-zags; in end-to-end Adam on the network if both "
-    "are smooth. Qualifier 'an Adam instability' if the excursion rate of mlp-adam falls below a quarter "
+    "are smooth. Qualifier 'an Adam instability' if the excursion rate of mlp-adam falls below a "
+    "quarter "
     "of the default's at Adam eps = 1e-4 or at a tenth of the learning rate",
     "spectral": "spectral bias supported for a model if the steps at which each frequency's relative "
     "error first falls below 0.5 rise with the frequency (Spearman rank correlation with average "
@@ -96,6 +98,56 @@ class DMSettings:
     depths: list = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
     seeds: int = 2
     orders: list = field(default_factory=lambda: [3, 5, 7, 9])  # m of ``nonlinearity``
+    # an embedded suite whose [deep_manifold] settings are run too, for the stability line
+    compare: str = ""
+
+
+# the registry problems and suite methods each experiment is about: ``--problem``/``--method``
+# run the experiments that use one of those given (experiments on problems of their own have no
+# registry problem: select them by name with ``--experiment``)
+_POLY = tuple(f"poly-{j}" for j in registry.POLY_DEGREES)
+USES = {
+    "capacity": (("poly-10",), ("mlp-relu",)),
+    "bottleneck": (_POLY, ("nmm", "nmm-adam", "mlp-tanh", "mlp-cover-solved")),
+    "spectral": (("sines",), ("nmm", "nmm-adam", "mlp-tanh", "mlp-relu", "mlp-siren")),
+    "completion": (("poly-10",), ("mlp-tanh", "mlp-cover-solved")),
+    "dof": (None, ("nmm", "mlp-relu", "mlp-tanh", "mlp-siren", "mlp-fourier", "mlp-cover-solved")),
+    "nonlinearity": (tuple(f"nonlinear-{m}" for m in registry.NONLINEAR_ORDERS), ("nmm", "mlp-tanh")),
+}
+
+
+def selected(experiments, problems=None, methods=None, names=None) -> list[str]:
+    """The experiments of ``experiments`` a filtered run keeps: those named in ``names``, and
+    those using one of ``problems`` and one of ``methods`` (``None``: no filter of that kind;
+    ``dof`` uses every problem of the suite)."""
+    keep = []
+    for e in experiments:
+        if names is not None and e not in names:
+            continue
+        probs, meths = USES.get(e, ((), ()))
+        if problems is not None and probs is not None and not set(probs) & set(problems):
+            continue
+        if methods is not None and not set(meths) & set(methods):
+            continue
+        keep.append(e)
+    return keep
+
+
+def category(verdict: str) -> str:
+    """The leading category of a verdict: "not supported", "inconclusive" or "supported"."""
+    for c in ("not supported", "inconclusive", "supported"):
+        if verdict.startswith(c):
+            return c
+    return verdict
+
+
+def stability(verdict: str, quick: str) -> str:
+    """The stability line: does the quick suite's verdict agree with this one?"""
+    if verdict == quick:
+        return "agrees with the quick suite"
+    if category(verdict) == category(quick):
+        return f"agrees in direction with the quick suite, which says: {quick}"
+    return f"differs: the quick suite says: {quick}"
 
 
 @dataclass
@@ -226,74 +278,6 @@ def capacity(s: DMSettings, out: Path) -> Claim:
         summary,
         {"rows": rows, "slope_init": slope_init, "slope_trained": slope_trained},
         "capacity.png",
-    )
-
-
-def bottleneck(s: DMSettings, out: Path) -> Claim:
-    rows, curves = [], {}
-    for j in s.poly_degrees:
-        prob = registry.get(f"poly-{j}")
-        space, task = prob.shared()
-        models = {
-            "mlp-tanh": MLP(1, "scalar", 64, 3, "tanh", key=jr.PRNGKey(0)),
-            "nmm-adam": nmm.Field(space, jnp.zeros(space.n_dofs), jnp.zeros(3)),
-        }
-        for name, model in models.items():
-            _, hist = train(
-                model, task, steps=s.steps, learning_rate=s.learning_rate, chunk=s.stage, progress=False
-            )
-            a = analyse(hist.loss)
-            rows.append(
-                {
-                    "J": j,
-                    "model": name,
-                    **a.to_dict(),
-                    "final_loss": float(hist.loss[-1]),
-                    "slow_fraction": 1 - a.split / len(hist.loss),
-                }
-            )
-            curves[(j, name)] = (hist.loss, a)
-    mlp = [r for r in rows if r["model"] == "mlp-tanh"]
-    adam = [r for r in rows if r["model"] == "nmm-adam"]
-    two_phase = all(r["slow_fraction"] >= 0.5 and r["sign_changes"] >= 0.3 for r in mlp)
-    m_sc, a_sc = np.mean([r["sign_changes"] for r in mlp]), np.mean([r["sign_changes"] for r in adam])
-    if not two_phase:
-        verdict = "not supported (no zig-zag slow phase to place)"
-    elif abs(m_sc - a_sc) <= 0.15:
-        verdict = "supported; it lives in the optimiser (nmm-adam zig-zags as much)"
-    elif a_sc < 0.5 * m_sc:
-        verdict = "supported; it lives in the representation (nmm-adam declines smoothly)"
-    else:
-        verdict = "supported; representation or optimiser undetermined"
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    for (j, name), (loss, a) in curves.items():
-        (line,) = axes[0].semilogy(loss, lw=0.7, label=f"{name} poly-{j}")
-        axes[0].axvline(a.split, color=line.get_color(), ls=":", lw=0.8)
-        axes[1].loglog(a.frequencies, a.power, lw=0.7, color=line.get_color(), label=f"{name} poly-{j}")
-    axes[0].set(xlabel="step", ylabel="loss", title="loss curves (dotted: end of the rapid drop)")
-    axes[1].set(
-        xlabel="frequency [cycles / step]",
-        ylabel="power",
-        title="spectrum of detrended slow-phase log-loss",
-    )
-    for ax in axes:
-        ax.legend(fontsize=6)
-    _save(fig, out, "bottleneck.png")
-    summary = "; ".join(
-        f"{r['model']} poly-{r['J']}: split {r['split']}, slow {100 * r['slow_fraction']:.0f} %, "
-        f"sign changes {r['sign_changes']:.2f}, rel. std {r['rel_std']:.3f}, "
-        f"peak {r['peak_frequency']:.4f}/step "
-        f"({100 * r['peak_share']:.0f} %)"
-        for r in rows
-    )
-    return Claim(
-        "bottleneck",
-        "Do loss curves show a rapid drop then a slow zig-zag decline with a Fourier "
-        "signature, and does it live in the representation or the optimiser?",
-        verdict,
-        summary,
-        {"rows": rows},
-        "bottleneck.png",
     )
 
 
@@ -584,7 +568,7 @@ def run_experiment(name: str, s: DMSettings, out: Path, results) -> Claim:
         return dof(s, Path(out), results)
     experiment = {
         "capacity": capacity,
-        "bottleneck": bottleneck,
+        "bottleneck": dm_bottleneck.bottleneck,
         "spectral": spectral,
         "completion": completion,
         "nonlinearity": nonlinearity,

@@ -171,13 +171,25 @@ def write(suite: Suite, results: list[Result], out: Path, machine: str, claims=(
             "",
             "Each verdict follows a rule fixed before the run (given under each claim).",
             "",
-            "| claim | question | verdict |",
-            "|---|---|---|",
-            *[f"| {c.name} | {c.question} | **{c.verdict}** |" for c in claims],
+            "| claim | question | verdict | stability |",
+            "|---|---|---|---|",
+            *[f"| {c.name} | {c.question} | **{c.verdict}** | {c.stability or '—'} |" for c in claims],
             "",
         ]
         for c in claims:
-            parts += [f"### {c.name}: {c.verdict}", "", c.summary, "", f"Rule: {RULES[c.name]}.", ""]
+            parts += [f"### {c.name}: {c.verdict}", "", c.summary, ""]
+            if c.interval:
+                parts += [f"Effect sizes over seeds, mean [95 % interval]: {c.interval}.", ""]
+            if c.numbers.get("table"):
+                parts += [c.numbers["table"], ""]
+            parts += [f"Rule: {RULES[c.name]}.", ""]
+            if c.previous:
+                parts += [
+                    f"Replaced rule ({c.previous['rule']}) gives: **{c.previous['verdict']}**.",
+                    "",
+                ]
+            if c.stability:
+                parts += [f"Stability: {c.stability}.", ""]
             if c.figure:
                 parts += [f"![{c.name}]({c.figure})", ""]
     parts += [

@@ -27,7 +27,7 @@ from . import deep_manifold as dm
 from . import problems as registry
 from .methods import METHODS, Result, Settings, run
 
-SUITES = ("quick", "full", "nonlinear")
+SUITES = ("quick", "standard", "full", "nonlinear")
 
 
 class ConfigError(ValueError):
@@ -180,6 +180,12 @@ def _settings(where: str, cls, table: dict, section: str, checks: dict):
     return cls(**values)
 
 
+def _compare(where: str, key: str, value) -> str:
+    if value not in SUITES:
+        _fail(where, key, value, f"an embedded suite ({', '.join(SUITES)})")
+    return value
+
+
 def parse_config(raw: dict, where: str = "config") -> Suite:
     """A :class:`Suite` from a parsed TOML document; any value of the wrong type or range, unknown
     key or unknown name is a :class:`ConfigError` naming the key and the value."""
@@ -231,6 +237,7 @@ def parse_config(raw: dict, where: str = "config") -> Suite:
                 "depths": lambda k, v: _list(
                     where, k, v, "depth", None, lambda ki, d: _integer(where, ki, d)
                 ),
+                "compare": lambda k, v: _compare(where, k, v),
                 "orders": lambda k, v: _list(
                     where,
                     k,
@@ -334,18 +341,45 @@ def run_suite(suite: Suite, out: Path, progress: bool = True, fresh: bool = Fals
 
 
 def run_claims(
-    suite: Suite, results: list[Result], out: Path, progress: bool = True, fresh: bool = False
+    suite: Suite,
+    results: list[Result],
+    out: Path,
+    progress: bool = True,
+    fresh: bool = False,
+    experiments: list[str] | None = None,
 ) -> list[dm.Claim]:
-    """Run (or resume) the suite's Deep Manifold experiments; each is kept in ``<out>/claims/``
-    (``fresh=True``: all recomputed)."""
+    """Run (or resume) the suite's Deep Manifold experiments (``experiments``: only these); each
+    is kept in ``<out>/claims/`` (``fresh=True``: all recomputed). With ``compare`` set, the
+    compared suite's settings run too and every claim gets its stability line."""
     if suite.deep_manifold is None:
         return []
     s = suite.deep_manifold
+    names = list(s.experiments) if experiments is None else list(experiments)
+    claims = _claims(s, names, results, out, progress, fresh)
+    if s.compare:
+        other = load_config(s.compare).deep_manifold
+        if other is None:
+            raise ConfigError(
+                f"suite {s.compare!r} (deep_manifold.compare) has no Deep Manifold experiments"
+            )
+        other.experiments = names
+        other.compare = ""
+        # in a folder of its own: its figures must not overwrite this suite's
+        compared = _claims(other, names, results, Path(out) / s.compare, progress, fresh)
+        quick = {c.name: c for c in compared}
+        for c in claims:
+            c.stability = dm.stability(c.verdict, quick[c.name].verdict)
+    return claims
+
+
+def _claims(s: dm.DMSettings, names, results, out, progress, fresh) -> list[dm.Claim]:
     claims_dir = Path(out) / "claims"
     claims_dir.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha1(json.dumps(asdict(s), sort_keys=True).encode()).hexdigest()[:8]
+    # the settings an experiment's numbers depend on (not which experiments run, nor the compare)
+    keyed = {k: v for k, v in asdict(s).items() if k not in ("experiments", "compare")}
+    digest = hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:8]
     claims = []
-    for name in tqdm(s.experiments, disable=not progress, desc="deep manifold", unit="experiment"):
+    for name in tqdm(names, disable=not progress, desc="deep manifold", unit="experiment"):
         # dof reads the suite's cases: its key also depends on them
         key = digest + (f"_{len(results)}" if name == "dof" else "")
         path = claims_dir / f"{name}__{key}.json"

@@ -31,7 +31,9 @@ def mean_ci(values, level: float = 0.95, log: bool = False) -> dict:
     m = float(np.mean(v))
     half = 0.0
     if v.size > 1:
-        half = float(scipy.stats.t.ppf(0.5 + level / 2, v.size - 1) * np.std(v, ddof=1) / math.sqrt(v.size))
+        half = float(
+            scipy.stats.t.ppf(0.5 + level / 2, v.size - 1) * np.std(v, ddof=1) / math.sqrt(v.size)
+        )
     lo, hi = m - half, m + half
     if log:
         m, lo, hi = 10**m, 10**lo, 10**hi

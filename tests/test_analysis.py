@@ -41,3 +41,52 @@ def test_knee_of_two_slopes_and_bad_input():
         analyse(np.r_[np.ones(200), -1.0])
     with pytest.raises(ValueError, match="at least"):
         analyse(np.ones(10))
+
+
+def _slow_decline(steps=4000, split=400, spikes=0, height=0.5, noise=0.0, seed=0):
+    """log10 loss: a 3-decade drop, then a power-law slow decline; ``spikes`` up-down excursions
+    of ``height`` decades (a jump, then a decay back within 30 steps), white noise of ``noise``."""
+    t = np.arange(steps, dtype=float)
+    slow = -3.0 - 0.8 * np.log10(1 + np.maximum(t - split, 0) / 200)
+    log = np.where(t < split, -3.0 * t / split, slow)
+    rng = np.random.default_rng(seed)
+    for start in np.linspace(split + 200, steps - 100, spikes).astype(int):
+        bump = height * np.exp(-(t - start) / 10.0) * (t >= start)
+        log = log + bump
+    return 10.0 ** (log + noise * rng.standard_normal(steps))
+
+
+def test_the_bottleneck_rule_tells_spiky_from_smooth_and_noisy_curves():
+    from experiments.dm_bottleneck import cell_state, zigzags
+
+    spiky = analyse(_slow_decline(spikes=12))
+    smooth = analyse(_slow_decline())
+    noisy = analyse(_slow_decline(noise=0.002))  # 0.5 % white noise: Adam's steady jitter
+    rare = analyse(_slow_decline(spikes=2))  # two excursions are not a zig-zag
+    assert spiky.excursions == 12 and smooth.excursions == 0 and noisy.excursions == 0
+    assert np.isclose(spiky.excursion_size, 0.5, atol=0.05)
+    assert np.isclose(spiky.excursion_period, (4000 - 100 - 600) / 11, atol=2)
+    assert smooth.trend_sd < 0.01 < 0.02 < spiky.trend_sd
+    assert zigzags(spiky, 4000)
+    assert not any(zigzags(a, 4000) for a in (smooth, noisy, rare))
+    # the replaced rule read zig-zag as step-to-step sign changes: it saw the spikes as smooth and
+    # the jitter as a zig-zag, the opposite of the claim's words
+    assert spiky.sign_changes < 0.3 < noisy.sign_changes
+    assert cell_state([True, True, False]) == "zig-zag" and cell_state([True, False, False]) == "smooth"
+    assert cell_state([True, False]) == "mixed"
+
+
+def test_the_bottleneck_verdict_places_the_zigzag():
+    from experiments.dm_bottleneck import verdict
+
+    def v(nmm_adam, solved, mlp, **rates):
+        return verdict({"nmm-adam": nmm_adam, "mlp-solved": solved, "mlp-adam": mlp}, rates)
+
+    assert v("smooth", "smooth", "smooth").startswith("not supported")
+    assert v("smooth", "smooth", "mixed").startswith("inconclusive")
+    assert "optimiser" in v("zig-zag", "zig-zag", "zig-zag")
+    assert "hidden layers" in v("smooth", "zig-zag", "zig-zag")
+    assert "end-to-end Adam" in v("smooth", "smooth", "zig-zag")
+    calm = v("smooth", "smooth", "zig-zag", default=20.0, **{"eps=1e-4": 19.0, "lr/10": 1.0})
+    assert calm.endswith("(the spikes fade at lr/10)")
+    assert "instability" not in v("smooth", "smooth", "zig-zag", default=20.0, **{"lr/10": 6.0})
