@@ -75,8 +75,16 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         parse_config({**TINY, "train": {"stepz": 3}})
 
 
-def test_filtered_run_skips_the_deep_manifold_experiments(tmp_path, capsys):
-    """--problem/--method run cases; the suite's experiments (minutes) are left to the full run."""
+def test_filters_select_the_deep_manifold_experiments(tmp_path, capsys):
+    """--problem/--method keep the experiments about those problems and methods, --experiment
+    picks by name; the cases are filtered as before."""
+    from experiments.deep_manifold import selected
+
+    every = ["capacity", "bottleneck", "spectral", "completion", "dof"]
+    assert selected(every, problems=["poly-2"]) == ["bottleneck", "dof"]
+    assert selected(every, problems=["sines"], methods=["mlp-siren"]) == ["spectral", "dof"]
+    assert selected(every, methods=["mlp-relu"]) == ["capacity", "spectral", "dof"]
+    assert selected(every, names=["completion"]) == ["completion"]
     cfg = tmp_path / "c.toml"
     cfg.write_text(
         'name = "f"\nproblems = ["poly-2"]\nmethods = ["nmm"]\n[nmm.sizes]\n"poly-2" = [[1, 2]]\n'
@@ -84,9 +92,11 @@ def test_filtered_run_skips_the_deep_manifold_experiments(tmp_path, capsys):
     )
     argv = ["run", "--config", str(cfg), "--out", str(tmp_path / "o"), "--no-progress"]
     assert main([*argv, "--problem", "poly-2"]) == 0
-    assert "Deep Manifold experiments skipped" in capsys.readouterr().out
+    assert "Deep Manifold experiments of this run: none" in capsys.readouterr().out
     assert not any((tmp_path / "o" / "claims").glob("*")), "an experiment ran"
     assert len(list((tmp_path / "o" / "cases").glob("*.json"))) == 1
+    assert main([*argv, "--experiment", "nope"]) == 2
+    assert "unknown Deep Manifold experiment 'nope'" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # `make run` runs them; fast: test_tiny_suite_end_to_end_and_resume
@@ -121,8 +131,8 @@ def test_deep_manifold_experiments_produce_figures_and_verdicts(tmp_path):
     assert "## Deep Manifold claims" in path.read_text() and "Rule:" in path.read_text()
     with pytest.raises(ConfigError, match="multiple of stage"):
         parse_config({**tiny, "deep_manifold": {"steps": 120, "stage": 50}})
-    with pytest.raises(ConfigError, match="unknown Deep Manifold experiment 'grokking'"):
-        parse_config({**tiny, "deep_manifold": {"experiments": ["grokking"]}})
+    with pytest.raises(ConfigError, match="unknown Deep Manifold experiment 'nope'"):
+        parse_config({**tiny, "deep_manifold": {"experiments": ["nope"]}})
 
 
 @pytest.mark.slow  # fast: test_tiny_suite_end_to_end_and_resume
