@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import problems as registry  # noqa: E402
-from .deep_manifold import RULES  # noqa: E402
+from .deep_manifold import rule  # noqa: E402
 from .methods import METHODS, Result  # noqa: E402
 from .runner import Suite  # noqa: E402
 
@@ -182,7 +182,7 @@ def write(suite: Suite, results: list[Result], out: Path, machine: str, claims=(
                 parts += [f"Effect sizes over seeds, mean [95 % interval]: {c.interval}.", ""]
             if c.numbers.get("table"):
                 parts += [c.numbers["table"], ""]
-            parts += [f"Rule: {RULES[c.name]}.", ""]
+            parts += [f"Rule: {rule(c.name)}.", ""]
             if c.previous:
                 parts += [
                     f"Replaced rule ({c.previous['rule']}) gives: **{c.previous['verdict']}**.",
