@@ -234,7 +234,6 @@ def bottleneck(s, out: Path):
     rows, curves, floors = [], {}, {}
     sweep = {
         "default": (lr, 1e-8),
-        "eps=1e-6": (lr, 1e-6),
         "eps=1e-4": (lr, 1e-4),
         "lr/10": (lr / 10, 1e-8),
     }

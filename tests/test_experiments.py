@@ -107,6 +107,7 @@ def test_deep_manifold_experiments_produce_figures_and_verdicts(tmp_path):
         **TINY,
         "methods": ["nmm", "mlp-tanh"],
         "deep_manifold": {
+            "experiments": ["capacity", "bottleneck", "spectral", "completion", "dof"],
             "steps": 100,
             "stage": 50,
             "poly_degrees": [2],
