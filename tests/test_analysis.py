@@ -90,3 +90,23 @@ def test_the_bottleneck_verdict_places_the_zigzag():
     calm = v("smooth", "smooth", "zig-zag", default=20.0, **{"eps=1e-4": 19.0, "lr/10": 1.0})
     assert calm.endswith("(the spikes fade at lr/10)")
     assert "instability" not in v("smooth", "smooth", "zig-zag", default=20.0, **{"lr/10": 6.0})
+
+
+def test_the_output_layer_solved_inside_the_loss_is_cover_solve():
+    """The bottleneck's mlp-solved cell: the output layer solved in the loss (normal equations with
+    a relative ridge of 1e-12) comes within the ridge's bias of nmm_nn.cover_solve's, and its
+    gradient is the partial gradient (the solve held fixed)."""
+    import jax
+    import jax.random as jr
+
+    from experiments import problems as registry
+    from experiments.dm_bottleneck import _solved_output
+    from nmm_nn import MLP, cover_solve
+
+    _, task = registry.get("poly-4").shared()
+    net = MLP(1, "scalar", 8, 2, "tanh", key=jr.PRNGKey(3))
+    solved = _solved_output(net, task)
+    trained, best = float(task.loss(net)), cover_solve(net, task).loss
+    assert best <= float(task.loss(solved)) <= 1e-5 * trained  # 7e-8 against 3.6e-9 and 2.8e-2
+    g = jax.grad(lambda n: task.loss(_solved_output(n, task)))(net)
+    assert float(np.abs(g.weights[-1]).max()) == 0.0  # the output layer is the solve's, not trained
