@@ -10,10 +10,10 @@ On the slow phase:
 * zig-zag: the mean relative standard deviation of the loss in windows of ``window`` steps, and
   the fraction of steps where the loss increment changes sign (0.5 for a random walk, near 1 for a
   step-by-step oscillation, near 0 for a smooth decline);
-* up-excursions (the claim's "up-down" loss): maximal runs of steps where the loss stands at least
-  ``excursion`` (relative, default 10 %) above its running minimum; their count, rate per 1000
-  steps, mean and largest height (decades above the running minimum) and the median spacing of
-  their starts (the period);
+* up-excursions (the claim's "up-down" loss): the loss rising at least ``excursion`` (relative,
+  default 10 %) above its running minimum, until it comes back down to a new minimum; their count,
+  rate per 1000 steps, mean and largest height (decades above the running minimum) and the median
+  spacing of their starts (the period);
 * the trend's SD (the claim's "relatively high standard deviation"): the standard deviation of the
   natural log of the loss around a smooth trend, a quadratic in log(step) fitted by least squares
   (a power-law decline is a straight line in it, a bend of the rate is the quadratic term; neither
@@ -70,15 +70,25 @@ def knee(y: np.ndarray) -> int:
 
 
 def up_excursions(loss, excursion: float = 0.1) -> dict:
-    """Runs of steps where ``loss`` is ≥ ``excursion`` (relative) above its running minimum:
-    ``count``, ``rate`` (per 1000 steps), ``size`` (mean peak height, decades), ``max``,
-    ``period`` (median spacing of the starts, NaN below two)."""
+    """Up-excursions of ``loss``: an excursion starts when the loss stands ≥ ``excursion``
+    (relative) above its running minimum and ends when the loss sets a new minimum (it came back
+    down: the ringing of one spike is one excursion). ``count``, ``rate`` (per 1000 steps),
+    ``size`` (mean peak height, decades above the minimum at its start), ``max``, ``period``
+    (median spacing of the starts, NaN below two)."""
     log = np.log10(np.asarray(loss, dtype=float))
-    height = log - np.minimum.accumulate(log)
-    above = height >= np.log10(1 + excursion)
-    edges = np.diff(above.astype(np.int8), prepend=0, append=0)
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    peaks = np.array([height[a:b].max() for a, b in zip(starts, ends, strict=True)])
+    threshold = np.log10(1 + excursion)
+    starts, peaks = [], []
+    low, inside = np.inf, False
+    for t, v in enumerate(log):
+        if v < low:  # a new minimum ends any excursion
+            low, inside = v, False
+        elif not inside and v - low >= threshold:
+            inside = True
+            starts.append(t)
+            peaks.append(v - low)
+        elif inside:
+            peaks[-1] = max(peaks[-1], v - low)
+    peaks = np.asarray(peaks)
     return {
         "count": len(starts),
         "rate": 1000.0 * len(starts) / max(len(log), 1),
