@@ -15,6 +15,7 @@ from nmm_nn import train
 OUTCOMES = ("supported", "not supported", "inconclusive")
 
 
+@pytest.mark.slow  # fast: the batched step, the problem's response and the rule's tests below
 def test_tiny_run_writes_figure_verdict_and_numbers(tmp_path):
     claim = dmb.boundary(DMSettings(steps=200, stage=50, seeds=2), tmp_path)
     assert claim.name == "boundary"

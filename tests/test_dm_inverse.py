@@ -18,6 +18,7 @@ from nmm_nn import MLP
 VERDICTS = ("supported", "not supported", "inconclusive")
 
 
+@pytest.mark.slow  # fast: the jet, the series, the inversion and the rule's tests below
 def test_forward_inverse_tiny_run(tmp_path):
     s = DMSettings(steps=60, stage=30, seeds=1, budget=300)
     claim = dmi.forward_inverse(s, tmp_path)
