@@ -63,8 +63,8 @@ def cli_error(argv, capsys) -> str:
             ["deep_manifold.experiments must be a non-empty list", "got 'capacity'"],
         ),
         (
-            'problems = ["poly-2"]\n[deep_manifold]\nexperiments = ["grokking"]',
-            ["unknown Deep Manifold experiment 'grokking'"],
+            'problems = ["poly-2"]\n[deep_manifold]\nexperiments = ["nope"]',
+            ["unknown Deep Manifold experiment 'nope'"],
         ),
         (
             'problems = ["poly-2"]\n[deep_manifold]\npoly_degrees = [3]',
