@@ -273,14 +273,13 @@ def bottleneck(s, out: Path):
     for cell in CELLS[1:]:
         rs = [r for r in rows if r["cell"] == cell]
         states[cell] = cell_state([r["zigzag"] for r in rs])
-        summary_cells[cell] = _cell_summary(rs, states[cell])
+        summary_cells[cell] = _cell_summary(rs, states[cell], j_mid)
     states["nmm-solve"] = "no curve (one solve)"
     rates = {"default": summary_cells["mlp-adam"]["rate_mid"]}
     for name in sweep:
         if name != "default":
             rs = [r for r in sweep_rows if r["cell"] == f"mlp-adam {name}"]
             rates[name] = float(np.mean([r["excursion_rate"] for r in rs]))
-    rates_default_mid = rates["default"]
     text = verdict(states, rates)
     old = previous_verdict(
         [r for r in rows if r["cell"] == "mlp-adam" and r["seed"] == 0],
@@ -314,7 +313,6 @@ def bottleneck(s, out: Path):
                 for c, d in summary_cells.items()
             },
             "rates": rates,
-            "rate_default_mid": rates_default_mid,
             "floors": {str(k): v for k, v in floors.items()},
             "table": table,
         },
@@ -327,12 +325,10 @@ def bottleneck(s, out: Path):
     )
 
 
-def _cell_summary(rs, state) -> dict:
+def _cell_summary(rs, state, j_mid) -> dict:
     rate, sd = [r["excursion_rate"] for r in rs], [r["trend_sd"] for r in rs]
     size = [r["excursion_size"] for r in rs if r["excursions"] > 0]
     period = [r["excursion_period"] for r in rs if np.isfinite(r["excursion_period"])]
-    mid = sorted({r["J"] for r in rs})
-    j_mid = mid[len(mid) // 2]
     return {
         "state": state,
         "share": float(np.mean([r["zigzag"] for r in rs])),
