@@ -35,7 +35,6 @@ import nmm  # noqa: E402
 from nmm_nn import MLP, Task, cover_solve, covers, deep_bound_1d, train  # noqa: E402
 from nmm_nn.mlp import trainable  # noqa: E402
 
-from . import dm_bottleneck  # noqa: E402
 from . import problems as registry  # noqa: E402
 from .analysis import analyse  # noqa: E402
 from .stats import fmt_ci, mean_ci  # noqa: E402
@@ -54,39 +53,17 @@ EXPERIMENTS = (
 )
 # experiments in modules of their own (they import this one: loaded when first needed)
 _MODULES = {
+    "bottleneck": ("dm_bottleneck", "bottleneck", "RULE"),
     "boundary": ("dm_boundary", "boundary", "RULE"),
     "double-descent": ("dm_descent", "double_descent", "RULE_DOUBLE_DESCENT"),
     "grokking": ("dm_descent", "grokking", "RULE_GROKKING"),
     "forward-inverse": ("dm_inverse", "forward_inverse", "RULE"),
 }
 
-# replaced rules, kept so their verdicts are reported beside the new ones (never silently dropped)
-PREVIOUS_RULES = {
-    "bottleneck": "two-phase zig-zag supported if, for every J, the MLP's slow phase holds >= 50 % of "
-    "the steps and its loss increments change sign in >= 30 % of them; only then is the bottleneck "
-    "placed: in the optimiser if nmm-adam (a convex problem) zig-zags as much (sign-change fraction "
-    "within 0.15 of the MLP's), in the representation if nmm-adam's fraction is below half the MLP's "
-    "(replaced: step-to-step sign changes are not the claim's up-down excursions; a loss with large "
-    "periodic spikes between smooth stretches changes sign rarely)",
-}
-
 RULES = {
     "capacity": "supported if the realised region count at a fixed parameter budget grows by at least "
     "a factor 2 per added layer on average (log2-count slope >= 1 over depth); not supported if it "
     "does not grow at all (slope <= 0.1); inconclusive in between",
-    "bottleneck": "the seeds' words: a 'zig-zag up-down loss curve at the slow decline stage' with 'a "
-    "relatively high standard deviation in the loss values'. A curve zig-zags if its slow phase (after "
-    "the knee) holds >= 50 % of the steps, has >= 3 up-excursions (the loss >= 10 % above its running "
-    "minimum, then back) and >= 1 per 1000 slow-phase steps, and the standard deviation of its log-loss "
-    "around a smooth trend (quadratic in log step) is >= 0.02 (2 % relative). A cell of representation "
-    "x optimiser (NMM covers | MLP) x (solve | Adam) zig-zags if >= 2/3 of its curves (degrees J x "
-    "seeds) do, is smooth if <= 1/3 do. Supported if mlp-adam zig-zags, not supported if it is smooth, "
-    "inconclusive otherwise. Placed: in the optimiser if nmm-adam (a convex quadratic, the same "
-    "functional) zig-zags too; in the network's hidden layers if nmm-adam is smooth and the MLP with "
-    "its output layer solved at every step still zig-zags; in end-to-end Adam on the network if both "
-    "are smooth. Qualifier 'an Adam instability' if the excursion rate of mlp-adam falls below a "
-    "quarter "
-    "of the default's at Adam eps = 1e-4 or at a tenth of the learning rate",
     "spectral": "spectral bias supported for a model if the steps at which each frequency's relative "
     "error first falls below 0.5 rise with the frequency (Spearman rank correlation with average "
     "ranks >= 0.8, never learnt = last; the mean over the seeds where it is defined); inconclusive "
@@ -224,10 +201,12 @@ def _trace(model, task, s: DMSettings, lr: float, measure):
 
 
 def _save(fig, out: Path, name: str) -> None:
+    """Every Deep Manifold figure: grid, tight layout, 110 dpi, into ``out`` (made if missing)."""
     for ax in fig.axes:
         ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / name, dpi=110)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    fig.savefig(Path(out) / name, dpi=110)
     plt.close(fig)
 
 
@@ -667,7 +646,6 @@ def run_experiment(name: str, s: DMSettings, out: Path, results) -> Claim:
         return _module(name)[0](s, Path(out))
     experiment = {
         "capacity": capacity,
-        "bottleneck": dm_bottleneck.bottleneck,
         "spectral": spectral,
         "completion": completion,
         "nonlinearity": nonlinearity,

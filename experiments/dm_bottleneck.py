@@ -43,10 +43,38 @@ from nmm_nn.mlp import trainable  # noqa: E402
 
 from . import problems as registry  # noqa: E402
 from .analysis import analyse  # noqa: E402
+from .batch_train import train_batch  # noqa: E402
+from .deep_manifold import Claim, _save  # noqa: E402
 from .stats import fmt_ci, mean_ci  # noqa: E402
 
+# written before the run it judges (moved here unchanged from deep_manifold.RULES)
+RULE = (
+    "the seeds' words: a 'zig-zag up-down loss curve at the slow decline stage' with 'a "
+    "relatively high standard deviation in the loss values'. A curve zig-zags if its slow phase (after "
+    "the knee) holds >= 50 % of the steps, has >= 3 up-excursions (the loss >= 10 % above its running "
+    "minimum, then back) and >= 1 per 1000 slow-phase steps, and the standard deviation of its log-loss "
+    "around a smooth trend (quadratic in log step) is >= 0.02 (2 % relative). A cell of representation "
+    "x optimiser (NMM covers | MLP) x (solve | Adam) zig-zags if >= 2/3 of its curves (degrees J x "
+    "seeds) do, is smooth if <= 1/3 do. Supported if mlp-adam zig-zags, not supported if it is smooth, "
+    "inconclusive otherwise. Placed: in the optimiser if nmm-adam (a convex quadratic, the same "
+    "functional) zig-zags too; in the network's hidden layers if nmm-adam is smooth and the MLP with "
+    "its output layer solved at every step still zig-zags; in end-to-end Adam on the network if both "
+    "are smooth. Qualifier 'an Adam instability' if the excursion rate of mlp-adam falls below a "
+    "quarter "
+    "of the default's at Adam eps = 1e-4 or at a tenth of the learning rate"
+)
+# the replaced rule, kept so that its verdict is reported beside the new one
+PREVIOUS_RULE = (
+    "two-phase zig-zag supported if, for every J, the MLP's slow phase holds >= 50 % of "
+    "the steps and its loss increments change sign in >= 30 % of them; only then is the bottleneck "
+    "placed: in the optimiser if nmm-adam (a convex problem) zig-zags as much (sign-change fraction "
+    "within 0.15 of the MLP's), in the representation if nmm-adam's fraction is below half the MLP's "
+    "(replaced: step-to-step sign changes are not the claim's up-down excursions; a loss with large "
+    "periodic spikes between smooth stretches changes sign rarely)"
+)
+
 CELLS = ("nmm-solve", "nmm-adam", "mlp-solved", "mlp-adam")
-# the pre-registered thresholds of RULES["bottleneck"] (experiments/deep_manifold.py)
+# the pre-registered thresholds of RULE
 SLOW_FRACTION = 0.5
 MIN_EXCURSIONS = 3
 MIN_RATE = 1.0  # per 1000 slow-phase steps
@@ -107,7 +135,7 @@ def verdict(states: dict, rates: dict | None = None) -> str:
 
 
 def previous_verdict(mlp_rows, adam_rows) -> str:
-    """The replaced rule (``PREVIOUS_RULES["bottleneck"]``) on seed 0's curves, one row per J."""
+    """The replaced rule (``PREVIOUS_RULE``) on seed 0's curves, one row per J."""
     two_phase = all(r["slow_fraction"] >= 0.5 and r["sign_changes"] >= 0.3 for r in mlp_rows)
     m_sc = np.mean([r["sign_changes"] for r in mlp_rows])
     a_sc = np.mean([r["sign_changes"] for r in adam_rows])
@@ -135,31 +163,16 @@ def _solved_output(net: MLP, task: Task) -> MLP:
     return eqx.tree_at(lambda n: (n.weights[-1], n.biases[-1]), net, (c[None, :-1], c[-1:]))
 
 
-def _loss(p, static, task: Task, target, solve_output: bool):
+def _loss(p, target, shared):
+    static, task, solve_output = shared
     t = eqx.tree_at(lambda t: t.target, task, target)
     model = eqx.combine(p, static)
     return t.loss(_solved_output(model, t) if solve_output else model)
 
 
-@eqx.filter_jit
-def _chunk(params, state, static, task, targets, stage: int, solve_output: bool):
-    """``stage`` Adam steps of a batch of seeds; the loss before each step. One compiled program
-    serves every degree J and every (learning rate, ε): those are data, not shapes."""
-    opt = _adam()
-    grad = jax.vmap(jax.value_and_grad(_loss), in_axes=(0, None, None, 0, None))
-
-    def step(carry, _):
-        p, st = carry
-        value, g = grad(p, static, task, targets, solve_output)
-        upd, st = jax.vmap(opt.update)(g, st, p)
-        return (optax.apply_updates(p, upd), st), value
-
-    (params, state), values = jax.lax.scan(step, (params, state), None, length=stage)
-    return params, state, values
-
-
-def _adam():
-    return optax.inject_hyperparams(optax.adam)(learning_rate=1e-3, eps=1e-8)
+# one optimiser object for every run: ``batch_train``'s compiled scan is shared across degrees J
+# and across (learning rate, ε), which live in its state
+_ADAM = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3, eps=1e-8)
 
 
 def _histories(params, static, task: Task, targets, steps, stage, lr, eps, solve_output=False):
@@ -167,39 +180,26 @@ def _histories(params, static, task: Task, targets, steps, stage, lr, eps, solve
 
     The seeds run one after another through one compiled program of batch 1: on CPU a ``vmap`` of
     the seeds was slower per seed than this (batched small matmuls)."""
-    n = targets.shape[0]
-    return np.concatenate(
-        [
-            _history(
-                jax.tree_util.tree_map(lambda a, k=k: a[k : k + 1], params),
-                static,
-                task,
-                targets[k : k + 1],
-                steps,
-                stage,
-                lr,
-                eps,
-                solve_output,
-            )
-            for k in range(n)
-        ]
-    )
-
-
-def _history(params, static, task, targets, steps, stage, lr, eps, solve_output):
-    state = jax.vmap(_adam().init)(params)
-    # the step size and ε live in the optimiser state (inject_hyperparams): set them per seed
-    hyper = state.hyperparams
-    hyper["learning_rate"] = jnp.full_like(hyper["learning_rate"], lr)
-    hyper["eps"] = jnp.full_like(hyper["eps"], eps)
     out = []
-    for _ in range(steps // stage):
-        params, state, values = _chunk(params, state, static, task, targets, stage, solve_output)
-        out.append(np.asarray(values))
-    hist = np.concatenate(out, axis=0).T
-    if not np.all(np.isfinite(hist)):
-        raise FloatingPointError("bottleneck: a training run diverged (non-finite loss)")
-    return hist
+    for k in range(targets.shape[0]):
+        p = jax.tree_util.tree_map(lambda a, k=k: a[k : k + 1], params)
+        state = jax.vmap(_ADAM.init)(p)
+        hyper = state.hyperparams  # the step size and ε, set per run
+        hyper["learning_rate"] = jnp.full_like(hyper["learning_rate"], lr)
+        hyper["eps"] = jnp.full_like(hyper["eps"], eps)
+        _, losses, _ = train_batch(
+            _loss,
+            _ADAM,
+            p,
+            targets[k : k + 1],
+            (static, task, solve_output),
+            steps=steps,
+            stage=stage,
+            state=state,
+            what="bottleneck: a training run",
+        )
+        out.append(losses.T)
+    return np.concatenate(out)
 
 
 def _mlp_params(seeds: int):
@@ -229,9 +229,7 @@ def _curve_row(loss: np.ndarray) -> dict:
 # ------------------------------------------------------------------ the experiment
 
 
-def bottleneck(s, out: Path):
-    from .deep_manifold import Claim
-
+def bottleneck(s, out: Path) -> Claim:
     steps, stage, lr, seeds = s.steps, s.stage, s.learning_rate, s.seeds
     js = list(s.poly_degrees)
     j_mid = js[len(js) // 2]
@@ -295,8 +293,6 @@ def bottleneck(s, out: Path):
         f"; nmm-solve: loss {np.exp(np.mean(np.log(sum(floors.values(), [])))):.1e} in one solve; "
         f"mlp-adam poly-{j_mid} excursion rate: " + ", ".join(f"{k} {v:.2f}" for k, v in rates.items())
     )
-    from .deep_manifold import PREVIOUS_RULES
-
     return Claim(
         "bottleneck",
         "Do loss curves show a rapid drop then a slow zig-zag (up-down) decline with a high "
@@ -321,7 +317,7 @@ def bottleneck(s, out: Path):
             f"{c}: excursion rate {summary_cells[c]['rate_text']}, SD {summary_cells[c]['sd_text']}"
             for c in CELLS[1:]
         ),
-        previous={"rule": PREVIOUS_RULES["bottleneck"], "verdict": old},
+        previous={"rule": PREVIOUS_RULE, "verdict": old},
     )
 
 
@@ -408,8 +404,5 @@ def _figure(curves, floors, js, j_mid, sweep, out: Path) -> None:
         ylabel="power",
     )
     for a in axes.ravel():
-        a.grid(True, which="both", alpha=0.3)
         a.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "bottleneck.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out, "bottleneck.png")

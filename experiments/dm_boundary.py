@@ -87,7 +87,7 @@ from nmm_nn.mlp import trainable  # noqa: E402
 from nmm_nn.task import _volume_rule  # noqa: E402
 
 from .deep_manifold import Claim, DMSettings, _save, _spearman  # noqa: E402
-from .stats import fmt_ci, mean_ci  # noqa: E402
+from .stats import fmt_ci, geometric_mean, mean_ci  # noqa: E402
 
 RULE = (
     "progression (the soft-constraint PINN network, λ = 1; the Nitsche network is judged by the "
@@ -410,8 +410,7 @@ def _variant(variant: str, s: DMSettings, probe: Probe, s_nmm: float) -> dict:
 
 
 def _geomean(a) -> list:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.exp(np.mean(np.log(np.maximum(a, 1e-300)), axis=1)).tolist()
+    return geometric_mean(a, axis=1).tolist()
 
 
 # ------------------------------------------------------------------ the rule

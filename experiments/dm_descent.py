@@ -46,7 +46,6 @@ Both experiments train all seeds at once (``vmap`` over the seed axis, ``lax.sca
 from __future__ import annotations
 
 import math
-from functools import partial
 from pathlib import Path
 
 import equinox as eqx
@@ -66,7 +65,8 @@ from nmm_nn import MLP  # noqa: E402
 
 from . import deep_manifold as dm  # noqa: E402  (Claim; imported as a module: no import cycle)
 from . import problems as registry  # noqa: E402
-from .stats import fmt_ci, mean_ci  # noqa: E402
+from .batch_train import train_batch  # noqa: E402
+from .stats import fmt_ci, geometric_mean, mean_ci, wilson  # noqa: E402
 
 RULE_DOUBLE_DESCENT = (
     "for each cell (representation x solver), on the geometric mean over seeds of the test error "
@@ -226,38 +226,9 @@ def min_norm(a, y) -> np.ndarray:
     return np.linalg.lstsq(np.asarray(a), np.asarray(y), rcond=None)[0]
 
 
-def train_batch(loss, params, data, opt, steps: int, stage: int, measure=None):
-    """Full-batch training of a batch of models at once: every leaf of ``params`` and ``data`` has
-    a leading seed axis; ``loss(p, d)`` is one model's. Runs ``steps`` steps in jitted ``lax.scan``
-    chunks of ``stage``; ``measure(params)`` (batched) at step 0 and after every chunk.
-    Returns ``(params, [(step, measure), ...])``."""
-    grad = jax.vmap(jax.value_and_grad(loss))
-    update = jax.vmap(opt.update)
-
-    @partial(jax.jit, static_argnums=2)
-    def chunk(carry, data, length):
-        def step(c, _):
-            p, s = c
-            _, g = grad(p, data)
-            u, s = update(g, s, p)
-            return (optax.apply_updates(p, u), s), None
-
-        return jax.lax.scan(step, carry, None, length=length)[0]
-
-    carry = (params, jax.vmap(opt.init)(params))
-    records = [] if measure is None else [(0, measure(params))]
-    done = 0
-    while done < steps:
-        length = min(stage, steps - done)
-        carry = chunk(carry, data, length)
-        done += length
-        if measure is not None:
-            records.append((done, measure(carry[0])))
-    return carry[0], records
-
-
 def _sq_loss(apply):
-    return lambda p, d: 0.5 * jnp.mean((apply(p, d["x"]) - d["y"]) ** 2)
+    """One model's ½·mean squared residual, in ``batch_train``'s ``loss(p, data, shared)`` form."""
+    return lambda p, d, _shared: 0.5 * jnp.mean((apply(p, d["x"]) - d["y"]) ** 2)
 
 
 def _linear_apply(c, a):
@@ -351,16 +322,6 @@ def verdict_grokking(steps, train_curves, test_curves) -> tuple[str, list[dict]]
     return f"inconclusive ({k} of {n} seeds grok)", per_seed
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a fraction k/n (a t interval of 0/1 values is meaningless)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 # ------------------------------------------------------------------ double descent
 
 
@@ -404,13 +365,14 @@ def _nmm_cells(s, data, x_test, y_test) -> dict:
         # a coefficient with zero gradient history by exactly 0
         f_max = out["sizes"][group[-1]]
         a = jnp.concatenate([_pad(jnp.asarray(designs[k][1]), f_max) for k in group])
-        c, _ = train_batch(
+        c, _, _ = train_batch(
             _sq_loss(_linear_apply),
+            optax.adam(s.learning_rate),
             jnp.zeros((a.shape[0], f_max)),
             {"x": a, "y": jnp.tile(jnp.asarray(y), (len(group), 1))},
-            optax.adam(s.learning_rate),
-            s.steps,
-            s.stage,
+            steps=s.steps,
+            stage=s.stage,
+            what="double descent (NMM, Adam)",
         )
         for j, k in enumerate(group):
             ck = np.asarray(c[j * seeds : (j + 1) * seeds, : out["sizes"][k]])
@@ -453,13 +415,14 @@ def _mlp_cells(s, data, x_test, y_test) -> dict:
         }
         params["b2"] = jnp.asarray([p["b2"] for p in flat])
         xg, yg = np.tile(x, (len(group), 1)), np.tile(y, (len(group), 1))
-        params, _ = train_batch(
+        params, _, _ = train_batch(
             _sq_loss(relu_apply),
+            optax.adam(s.learning_rate),
             params,
             {"x": jnp.asarray(xg), "y": jnp.asarray(yg)},
-            optax.adam(s.learning_rate),
-            s.steps,
-            s.stage,
+            steps=s.steps,
+            stage=s.stage,
+            what="double descent (MLP, Adam)",
         )
         trained = [{k: np.asarray(v[i]) for k, v in params.items()} for i in range(len(flat))]
         test = rel_l2(np.stack([relu_apply(p, x_test) for p in trained]), y_test)
@@ -473,7 +436,7 @@ def _mlp_cells(s, data, x_test, y_test) -> dict:
 def _geo(a, axis=0) -> np.ndarray:
     """Geometric mean; errors floored at round-off, 1e-16 (an exact interpolant's train error
     can be 0)."""
-    return np.exp(np.mean(np.log(np.maximum(np.asarray(a, float), ROUND_OFF)), axis=axis))
+    return geometric_mean(a, axis, ROUND_OFF)
 
 
 def _band(errors) -> tuple[np.ndarray, np.ndarray]:
@@ -531,7 +494,7 @@ def double_descent(s, out: Path) -> dm.Claim:
         "(geometric means, bands: 95 % CI)",
         fontsize=9,
     )
-    _save(fig, out, "double_descent.png")
+    dm._save(fig, out, "double_descent.png")
 
     def cell_text(cell) -> str:
         sh = shapes[cell]
@@ -608,14 +571,15 @@ def grokking(s, out: Path) -> dm.Claim:
         train, test = errors(p)
         return rel_l2(train, y), rel_l2(test, y_test)
 
-    _, records = train_batch(
+    _, _, records = train_batch(
         _sq_loss(tanh_apply),
+        optax.adamw(s.learning_rate, weight_decay=WEIGHT_DECAY),
         nets,
         {"x": x, "y": y},
-        optax.adamw(s.learning_rate, weight_decay=WEIGHT_DECAY),
-        s.steps,
-        s.stage,
-        measure,
+        steps=s.steps,
+        stage=s.stage,
+        measure=measure,
+        what="grokking",
     )
     steps = np.array([st for st, _ in records])
     train = np.stack([m[0] for _, m in records], axis=1)  # (seeds, stages)
@@ -647,7 +611,7 @@ def grokking(s, out: Path) -> dm.Claim:
     )
     ax.title.set_fontsize(9)
     ax.legend(fontsize=7)
-    _save(fig, out, "grokking.png")
+    dm._save(fig, out, "grokking.png")
 
     k = sum(r["groks"] for r in per_seed)
     lo, hi = wilson(k, seeds)
@@ -689,13 +653,3 @@ def grokking(s, out: Path) -> dm.Claim:
         "grokking.png",
         interval=interval,
     )
-
-
-def _save(fig, out: Path, name: str) -> None:
-    """As ``deep_manifold._save``: grid, tight layout, 110 dpi."""
-    for ax in fig.axes:
-        ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    Path(out).mkdir(parents=True, exist_ok=True)
-    fig.savefig(Path(out) / name, dpi=110)
-    plt.close(fig)

@@ -71,7 +71,8 @@ import nmm  # noqa: E402
 from nmm import inverse as inv  # noqa: E402
 from nmm_nn import MLP  # noqa: E402
 
-from .deep_manifold import Claim, DMSettings  # noqa: E402
+from .batch_train import train_batch  # noqa: E402
+from .deep_manifold import Claim, DMSettings, _save  # noqa: E402
 from .inverse import HEAT_MODES, heat_exact  # noqa: E402
 from .stats import fmt_ci, mean_ci  # noqa: E402
 
@@ -339,18 +340,9 @@ def network_points(key, dtype) -> dict:
     }
 
 
-def _chunk(opt, length: int):
-    def run(params, state, Ts, D, pts):
-        def step(carry, _):
-            p, st = carry
-            value, grad = jax.vmap(jax.value_and_grad(_loss), (0, 0, 0, None))(p, Ts, D, pts)
-            updates, st = jax.vmap(opt.update)(grad, st, p)
-            return (optax.apply_updates(p, updates), st), value
-
-        (params, state), losses = jax.lax.scan(step, (params, state), None, length=length)
-        return params, state, losses
-
-    return jax.jit(run)
+def _batch_loss(p, td, pts):
+    """``_loss`` in ``batch_train``'s form: per network (T, data), the points shared."""
+    return _loss(p, td[0], td[1], pts)
 
 
 def train_networks(params, Ts, D, pts, s: DMSettings):
@@ -358,24 +350,18 @@ def train_networks(params, Ts, D, pts, s: DMSettings):
     steps per compiled scan; ``nmm_nn.train`` trains one network on a Task and has no loss
     without an initial condition. Returns the params, losses ``(steps, B)`` and the seconds
     spent (compile included)."""
-    opt = optax.adam(s.learning_rate)
-    state = jax.vmap(opt.init)(params)
-    fns, losses, done = {}, [], 0
     t0 = time.perf_counter()
-    while done < s.steps:
-        n = min(s.stage, s.steps - done)
-        if n not in fns:
-            fns[n] = _chunk(opt, n)
-        params, state, chunk = fns[n](params, state, Ts, D, pts)
-        chunk = np.asarray(chunk)
-        if not np.all(np.isfinite(chunk)):
-            raise FloatingPointError(
-                f"forward-inverse: a network's loss became non-finite in steps {done}..{done + n} "
-                f"(learning_rate={s.learning_rate!r} too large?)"
-            )
-        losses.append(chunk)
-        done += n
-    return params, np.concatenate(losses), time.perf_counter() - t0
+    params, losses, _ = train_batch(
+        _batch_loss,
+        optax.adam(s.learning_rate),
+        params,
+        (Ts, D),
+        pts,
+        steps=s.steps,
+        stage=s.stage,
+        what="forward-inverse: a network's training",
+    )
+    return params, losses, time.perf_counter() - t0
 
 
 # ------------------------------------------------------------------ the experiment
@@ -580,11 +566,7 @@ def _figure(res: dict, cis: dict, out: Path, name: str, s: DMSettings) -> None:
         title=f"{s.seeds} seeds, σ = {NOISE:.0%} of max|u(·, T)|",
     )
     ax.legend(fontsize=7)
-    for a in fig.axes:
-        a.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / name, dpi=110)
-    plt.close(fig)
+    _save(fig, out, name)
 
 
 def forward_inverse(s: DMSettings, out: Path) -> Claim:

@@ -45,3 +45,19 @@ def fmt_ci(ci: dict, fmt: str = ".3g") -> str:
     if ci["n"] == 1:
         return f"{ci['mean']:{fmt}} (n = 1, no interval)"
     return f"{ci['mean']:{fmt}} [{ci['lo']:{fmt}}, {ci['hi']:{fmt}}] (n = {ci['n']})"
+
+
+def geometric_mean(a, axis=0, floor: float = 1e-300) -> np.ndarray:
+    """Geometric mean along ``axis`` of values floored at ``floor`` (an error can be exactly 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.exp(np.mean(np.log(np.maximum(np.asarray(a, float), floor)), axis=axis))
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a fraction k/n (a t interval of 0/1 values is meaningless)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -123,17 +123,18 @@ def test_padded_batch_training_is_exact():
     rng = np.random.default_rng(0)
     a, y = rng.standard_normal((1, 8, 3)), rng.standard_normal((1, 8))
     loss, opt = dd._sq_loss(dd._linear_apply), optax.adam(1e-2)
-    c, _ = dd.train_batch(loss, jnp.zeros((1, 3)), {"x": jnp.asarray(a), "y": y}, opt, 30, 10)
+    run = {"steps": 30, "stage": 10}
+    c, _, _ = dd.train_batch(loss, opt, jnp.zeros((1, 3)), {"x": jnp.asarray(a), "y": y}, **run)
     ap = jnp.asarray(np.pad(a, [(0, 0), (0, 0), (0, 4)]))
-    cp, _ = dd.train_batch(loss, jnp.zeros((1, 7)), {"x": ap, "y": y}, opt, 30, 10)
+    cp, _, _ = dd.train_batch(loss, opt, jnp.zeros((1, 7)), {"x": ap, "y": y}, **run)
     assert np.allclose(np.asarray(cp)[:, :3], np.asarray(c), rtol=1e-12) and not np.any(cp[:, 3:])
     p = dd.relu_net(4, 1)
     x = rng.uniform(-1, 1, (1, 8))
     stack = lambda q: {k: jnp.asarray(v)[None] for k, v in q.items()}  # noqa: E731
     padded = {k: (v if k == "b2" else np.pad(v, (0, 3))) for k, v in p.items()}
-    args = ({"x": jnp.asarray(x), "y": y}, optax.adam(1e-2), 30, 10)
-    q, _ = dd.train_batch(dd._sq_loss(dd.relu_apply), stack(p), *args)
-    qp, _ = dd.train_batch(dd._sq_loss(dd.relu_apply), stack(padded), *args)
+    relu_loss, data = dd._sq_loss(dd.relu_apply), {"x": jnp.asarray(x), "y": y}
+    q, _, _ = dd.train_batch(relu_loss, optax.adam(1e-2), stack(p), data, **run)
+    qp, _, _ = dd.train_batch(relu_loss, optax.adam(1e-2), stack(padded), data, **run)
     assert np.allclose(qp["w1"][:, :4], q["w1"], rtol=1e-12) and not np.any(qp["w2"][:, 4:])
 
 
