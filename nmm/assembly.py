@@ -232,11 +232,11 @@ def assemble(space, kern: Kernels, bd: BoundaryData, coeffs=None, quad=None, mat
             data = data + bdata if matrix else None
     if not matrix:
         return vec
-    op = BlockCSR(
-        data,
-        space.block_rows,
-        space.block_cols,
-        space.host.pattern,
-        symmetric=kern.symmetric,
+    return vec, operator(space, kern, data), ok
+
+
+def operator(space, kern: Kernels, data) -> BlockCSR:
+    """The tangent with block values ``data`` on the space's block pattern."""
+    return BlockCSR(
+        data, space.block_rows, space.block_cols, space.host.pattern, symmetric=kern.symmetric
     )
-    return vec, op, ok

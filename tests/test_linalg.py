@@ -251,3 +251,53 @@ def test_segment_sum_nodiff_batches_like_segment_sum():
     got2 = jax.vmap(lambda v, i: segment_sum_nodiff(v, i, 7))(y[0], many)
     ref2 = jax.vmap(lambda v, i: jax.ops.segment_sum(v, i, 7))(y[0], many)
     np.testing.assert_allclose(np.asarray(got2), np.asarray(ref2), atol=1e-14)
+
+
+def test_factor_and_solve_is_init_then_solve_and_keeps_no_factor(systems):
+    """The stateless forward solve (one host call) gives what init + solve(last=True) gives, per
+    batch member, codes included, and leaves no factorisation in the cache."""
+    _, (K, R), (N, Rn) = systems
+    for op, rhs in ((K, -R), (N, -Rn)):
+        solver = SuperLU()
+        x, code, res, its, cond = solver.factor_and_solve(op, rhs)
+        state = solver.init(op)
+        y, code2, res2, its2 = solver.solve(state, rhs, last=True)
+        np.testing.assert_allclose(x, y, rtol=1e-13, atol=1e-15)
+        assert int(code) == int(code2) == 0 and int(its) == int(its2) and float(cond) == -1.0
+    scales = jnp.array([1.0, 2.0, 0.5])
+    entries = len(superlu.FACTORS._entries)
+    before = nmm.linalg.factorisations()
+
+    def scaled(s):
+        return nmm.linalg.BlockCSR(s * K.data, K.rows, K.cols, K.pattern, symmetric=True)
+
+    xs, codes = jax.vmap(lambda s: SuperLU().factor_and_solve(scaled(s), -R)[:2])(scales)
+    assert nmm.linalg.factorisations() - before == 3
+    assert len(superlu.FACTORS._entries) == entries  # nothing kept
+    assert not np.any(np.asarray(codes))
+    for i, s in enumerate(scales):
+        op = scaled(s)
+        np.testing.assert_allclose(
+            xs[i], SuperLU().solve(SuperLU().init(op), -R, last=True)[0], rtol=1e-13, atol=1e-15
+        )
+    zero = nmm.linalg.BlockCSR(jnp.zeros_like(K.data), K.rows, K.cols, K.pattern, symmetric=True)
+    assert int(SuperLU(eps=0.0).factor_and_solve(zero, -R)[1]) in (
+        nmm.RESULTS.singular,
+        nmm.RESULTS.residual_too_large,
+    )
+    bad = SuperLU().factor_and_solve(K, -R.at[0].set(jnp.nan))
+    assert int(bad[1]) == nmm.RESULTS.nonfinite
+
+
+def test_host_threads_hold_blas_to_one_thread():
+    """SuperLU's OpenBLAS runs on one thread while the host kernels run (its own threads slowed
+    SuperLU down and oversubscribed the cores), and gets its setting back afterwards."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads(_):
+        return sorted({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+
+    outside = blas_threads(None)
+    assert superlu._map(blas_threads, [0]) == [[1]]
+    assert superlu._map(blas_threads, [0, 1, 2]) == [[1]] * 3
+    assert blas_threads(None) == outside

@@ -11,6 +11,7 @@ import textwrap
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import nmm
@@ -216,3 +217,54 @@ def test_two_processes_by_jax_distributed():
         line = next(x for x in out.splitlines() if x.startswith("diff"))
         diff, count = line.split()[1:]
         assert float(diff) < 1e-12 and count == "2"
+
+
+def test_one_by_one_under_vmap_is_vmap():
+    """Members one after another under vmap: the values of vmap, with unbatched and non-array
+    arguments, nested vmaps, and outside any vmap."""
+    from nmm.parallel import one_by_one_under_vmap
+
+    def f(x, a, scale):
+        return {"y": jnp.sin(x) * a + scale, "s": jnp.sum(x * a)}
+
+    g = one_by_one_under_vmap(f)
+    x = jnp.arange(12.0).reshape(4, 3)
+    a = jnp.array([1.0, 2.0, 3.0])
+    assert jax.tree.all(
+        jax.tree.map(lambda p, q: bool(jnp.allclose(p, q)), g(x[0], a, 0.5), f(x[0], a, 0.5))
+    )
+    want = jax.vmap(f, in_axes=(0, None, None))(x, a, 0.5)
+    got = jax.jit(jax.vmap(g, in_axes=(0, None, None)), static_argnums=2)(x, a, 0.5)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-15)
+    xx = jnp.stack([x, 2 * x])
+    nested = jax.vmap(jax.vmap(g, in_axes=(0, None, None)), in_axes=(0, None, None))(xx, a, 0.5)
+    np.testing.assert_allclose(nested["y"][1], jax.vmap(f, in_axes=(0, None, None))(2 * x, a, 0.5)["y"])
+
+
+def test_batched_p0_solves_with_member_by_member_assembly_match_the_loop():
+    """A p = 0 space over the one-by-one threshold (vmap assembles member by member, the fused
+    SuperLU call factors and solves each member): values and vmap(grad) equal the loop's, and a
+    member with NaN data is named."""
+    from nmm.drivers import ONE_BY_ONE_MIN_CELLS
+
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=1 / 20), dom, degree=0)
+    assert nmm.buckets.solve_view(V).q_points.shape[0] >= ONE_BY_ONE_MIN_CELLS
+    prob = nmm.Poisson(
+        k=lambda x, th: 1 + th[0] * x[0], f=lambda x, th: th[1], dirichlet=lambda x, th: 0.0
+    )
+    pts = jnp.array([[0.2, 0.8], [0.6, 0.3]])
+
+    def loss(th):
+        return jnp.sum(nmm.solve(V, prob, params=th, solver="direct")(pts) ** 2)
+
+    ths = jnp.array([[0.1, 1.0], [0.5, 2.0], [0.9, 3.0]])  # (jacfwd under vmap: test_forward_mode)
+    loop_v = np.array([loss(t) for t in ths])
+    loop_g = np.stack([jax.grad(loss)(t) for t in ths])
+    np.testing.assert_allclose(jax.vmap(loss)(ths), loop_v, rtol=1e-13)
+    np.testing.assert_allclose(jax.vmap(jax.grad(loss))(ths), loop_g, rtol=1e-12)
+    codes = jax.vmap(lambda t: nmm.solve(V, prob, params=t, solver="direct", throw=False).info.result)(
+        ths.at[1, 1].set(jnp.nan)
+    )
+    assert int(codes[0]) == int(codes[2]) == 0 and int(codes[1]) >= nmm.RESULTS.nonfinite_data
