@@ -51,9 +51,14 @@ def volume_quadrature(space) -> Quadrature:
     return Quadrature(space.q_elem, space.q_points, space.q_weights)
 
 
+@eqx.filter_jit
 def basis_at(space, elems, points):
     """Scalar local basis at points: ``elems (S,)``, ``points (S, Q, dim)`` ->
-    ``phi (S, Q, L)``, ``dphi (S, Q, L, dim)`` with ``L = vertices × terms``."""
+    ``phi (S, Q, L)``, ``dphi (S, Q, L, dim)`` with ``L = vertices × terms``.
+
+    Jitted so that its trace is reused: a solve assembles the same points more than once (the
+    matrix, then the matrix-free residuals of the refinement or of Newton), and each assembly
+    traced the cover functions anew."""
     per_point = jax.vmap(space.local_basis, in_axes=(None, 0))
     return jax.vmap(per_point)(elems, points)
 
