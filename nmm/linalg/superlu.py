@@ -390,6 +390,16 @@ def _host_factor_solve(pattern, transposed, symmetric, opts, data, b):
     return xs, res, its, codes, conds
 
 
+def _outputs(full, dtype, x, res, its, code):
+    """A refined solve's host results in the shapes and dtypes its callback declares."""
+    return (
+        x.reshape(*full, -1).astype(dtype),
+        res.reshape(full).astype(dtype),
+        its.reshape(full).astype(dtype),
+        code.reshape(full),
+    )
+
+
 # ------------------------------------------------------------------------------ the solver
 
 
@@ -498,13 +508,7 @@ class SuperLU(eqx.Module):
                 data,
                 rhs,
             )
-            return (
-                x.reshape(*full, -1).astype(rhs.dtype),
-                r.reshape(full).astype(rhs.dtype),
-                it.reshape(full).astype(rhs.dtype),
-                code.reshape(full),
-                cond.reshape(full).astype(rhs.dtype),
-            )
+            return (*_outputs(full, rhs.dtype, x, r, it, code), cond.reshape(full).astype(rhs.dtype))
 
         stop = jax.lax.stop_gradient
         x, res, its, code, cond = jax.pure_callback(
@@ -554,12 +558,7 @@ class SuperLU(eqx.Module):
                 rhs,
                 last,
             )
-            return (
-                x.reshape(*full, -1).astype(rhs.dtype),
-                r.reshape(full).astype(rhs.dtype),
-                it.reshape(full).astype(rhs.dtype),
-                code.reshape(full),
-            )
+            return _outputs(full, rhs.dtype, x, r, it, code)
 
         stop = jax.lax.stop_gradient
         x, res, its, code = jax.pure_callback(
