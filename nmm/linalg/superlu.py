@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .operator import BlockCSR, to_scipy
+from .operator import BlockCSR
 from .results import RESULTS
 
 _DROP = 1e-14  # entries of the unit-diagonal p = 0 matrix below this are round-off (see _factor)
@@ -125,37 +125,86 @@ def clear_factor_cache() -> None:
 # ------------------------------------------------------------------------------ host kernels
 
 
-def _scaled(a: sp.spmatrix, s: np.ndarray) -> sp.csc_matrix:
-    """``S a S`` with ``S = diag(s)``, entry by entry: numpy lets other threads run, where two
-    sparse products hold the GIL (and took 4x longer), so batch members factor side by side."""
-    a = a.tocsc()
-    cols = np.repeat(np.arange(a.shape[1]), np.diff(a.indptr))
-    return sp.csc_matrix((a.data * s[a.indices] * s[cols], a.indices, a.indptr), shape=a.shape)
+class _Layout:
+    """The CSC layout of a sparsity pattern, made once per pattern and kept: where each stored
+    entry goes (entries at one place are summed: a bucketed space's padding repeats one block),
+    with every diagonal entry present. A batch member's matrix is then one ``bincount`` and a few
+    array products, where building it through scipy (BSR -> CSC, scaling, adding the
+    perturbation, dropping) cost ~4 ms of Python at 1e4 unknowns, holding the GIL."""
+
+    def __init__(self, i: np.ndarray, j: np.ndarray, n: int):
+        diag = np.arange(n)
+        keys, slot = np.unique(np.concatenate([j * n + i, diag * n + diag]), return_inverse=True)
+        self.n = n
+        self.slot = slot[: len(i)]  # the CSC place of each entry
+        self.diag = slot[len(i) :]  # the place of each diagonal entry
+        self.indices = (keys % n).astype(np.int32)
+        self.col = keys // n
+        self.indptr = np.searchsorted(self.col, np.arange(n + 1)).astype(np.int32)
+
+    @classmethod
+    def of_blocks(cls, rows, cols, n_block_rows: int, b: int) -> _Layout:
+        """Blocks ``(n_blocks, b, b)`` at block ``rows``, ``cols``, entry ``[k, r, c]`` at
+        ``(rows[k] b + r, cols[k] b + c)``."""
+        r = np.arange(b)
+        i = rows[:, None, None] * b + r[None, :, None]
+        j = cols[:, None, None] * b + r[None, None, :]
+        i, j = np.broadcast_arrays(i, j)
+        return cls(i.reshape(-1), j.reshape(-1), n_block_rows * b)
+
+    def csc(self, values, indices=None, indptr=None) -> sp.csc_matrix:
+        indices = self.indices if indices is None else indices
+        indptr = self.indptr if indptr is None else indptr
+        return sp.csc_matrix((values, indices, indptr), shape=(self.n, self.n))
+
+    def scaled(self, entries, s=None):
+        """``(s, values)``: the unit-diagonal scaling (``s``: given) and the values of ``S A S``."""
+        v = np.bincount(self.slot, weights=np.ravel(entries), minlength=len(self.indices))
+        if s is None:
+            d = np.abs(v[self.diag])
+            s = 1.0 / np.sqrt(np.where(d > 0, d, 1.0))  # a cover with no data keeps its zero row
+        v *= s[self.indices] * s[self.col]
+        return s, v
+
+    def factor(self, entries, symmetric: bool, opts: SuperLU) -> _Factor:
+        s, v = self.scaled(entries)
+        factored = v.copy()
+        factored[self.diag] += opts.eps
+        indices, indptr = self.indices, self.indptr
+        if opts.drop_roundoff:
+            # For scalar blocks (p = 0) the factored copy drops entries at round-off level
+            # (couplings across the hypotenuse of right triangles cancel to 1e-17): kept, they
+            # add ~40% fill and slow SuperLU 8x at 1e6 unknowns. Refinement runs against the
+            # unmodified matrix.
+            keep = np.abs(factored) >= _DROP
+            if not keep.all():
+                factored, indices = factored[keep], indices[keep]
+                indptr = np.concatenate([[0], np.cumsum(keep)])[indptr].astype(np.int32)
+        return _lu(self.csc(v), self.csc(factored, indices, indptr), s, symmetric, opts)
 
 
-def _factor(a: sp.csc_matrix, symmetric: bool, opts: SuperLU) -> _Factor:
-    d = np.abs(a.diagonal())
-    d = np.where(d > 0, d, 1.0)  # a cover with no support in the data keeps its zero row
-    s = 1.0 / np.sqrt(d)
-    a = _scaled(a, s)
+def _factor(a: sp.spmatrix, symmetric: bool, opts: SuperLU) -> _Factor:
+    """Factor a scipy matrix (see :class:`_Layout` for the batch path's own layouts)."""
+    a = sp.coo_matrix(a)
+    return _Layout(a.row.astype(np.int64), a.col.astype(np.int64), a.shape[0]).factor(
+        a.data, symmetric, opts
+    )
+
+
+def _lu(a: sp.csc_matrix, factored: sp.csc_matrix, s, symmetric: bool, opts: SuperLU) -> _Factor:
+    """SuperLU of the perturbed, scaled ``factored``; ``a``: the scaled matrix refinement runs
+    against."""
     n = a.shape[0]
-    factored = a + opts.eps * sp.identity(n, format="csc")
-    if opts.drop_roundoff:
-        # For scalar blocks (p = 0) the factored copy drops entries at round-off level (couplings
-        # across the hypotenuse of right triangles cancel to 1e-17): kept, they add ~40% fill and
-        # slow SuperLU 8x at 1e6 unknowns. Refinement runs against the unmodified matrix.
-        factored.data[np.abs(factored.data) < _DROP] = 0.0
-        factored.eliminate_zeros()
     FACTORS.count_one()
     if symmetric:
         lu = spla.splu(
-            factored.tocsc(),
+            factored,
             permc_spec="MMD_AT_PLUS_A",
             diag_pivot_thresh=0.0,
             options={"SymmetricMode": True},
         )
     else:  # partial pivoting: a non-symmetric matrix may need it
-        lu = spla.splu(factored.tocsc(), permc_spec="COLAMD")
+        lu = spla.splu(factored, permc_spec="COLAMD")
     cond = -1.0
     if opts.condition:
         inv = spla.LinearOperator(
@@ -233,15 +282,31 @@ class _Pattern:
         rows, cols = (np.asarray(v).reshape(-1, np.shape(v)[-1])[0] for v in (rows, cols))
         return cls(rows, cols, n_block_rows)
 
-    def matrix(self, data) -> sp.csc_matrix:
-        return to_scipy(data, self.rows, self.cols, self.n_block_rows, False)
+    def layout(self, b: int) -> _Layout:
+        # keyed by the pattern's contents: a callback receives new arrays every time
+        key = (self.n_block_rows, b, self.rows.tobytes(), self.cols.tobytes())
+        with _LAYOUT_LOCK:
+            layout = _LAYOUTS.get(key)
+            if layout is not None:
+                _LAYOUTS.move_to_end(key)
+                return layout
+        layout = _Layout.of_blocks(self.rows, self.cols, self.n_block_rows, b)
+        with _LAYOUT_LOCK:
+            _LAYOUTS[key] = layout
+            while len(_LAYOUTS) > 4:
+                _LAYOUTS.popitem(last=False)
+        return layout
+
+
+_LAYOUTS: OrderedDict = OrderedDict()  # the last few patterns' layouts (a cache, not state)
+_LAYOUT_LOCK = threading.Lock()
 
 
 def _try_factor(data, pattern: _Pattern, transposed, symmetric, opts):
     if not np.all(np.isfinite(data)):
         return None, RESULTS.nonfinite
     try:
-        return _factor(pattern.matrix(data), symmetric, opts), RESULTS.successful
+        return pattern.layout(data.shape[-1]).factor(data, symmetric, opts), RESULTS.successful
     except RuntimeError:  # "Factor is exactly singular"
         return None, RESULTS.singular
 
@@ -316,7 +381,11 @@ def _solve_member(pattern, transposed, symmetric, opts, trans, same, f, data, re
         f, code = _try_factor(data, pattern, transposed, symmetric, opts)
         if f is None:
             return None, 0.0, 0, code
-    a = f.a if same or np.array_equal(ref, data) else _scaled(pattern.matrix(ref), f.s)
+    if same or np.array_equal(ref, data):
+        a = f.a
+    else:
+        layout = pattern.layout(ref.shape[-1])
+        a = layout.csc(layout.scaled(ref, f.s)[1])
     x, r, it, met = _refine(f, a, b, trans, opts)
     if a is not f.a and (not np.isfinite(r) or r > 1e-9):
         # the factor of a nearby matrix did not converge as a preconditioner: factor this one
