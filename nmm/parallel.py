@@ -15,7 +15,7 @@ operator at once, and on a CPU the batch then runs at the speed of memory, not o
 measured on the 2-core machine (``benchmarks/batch_solve.py``), 64 p = 8 solves of 1 125 unknowns
 took 2.5–3.4 s as one ``vmap`` and 1.7–1.9 s in chunks of 8, three times faster than a Python
 loop. Chunks of 4–8 were best for p = 8 and for AMG at p = 0, 16–32 for SuperLU at p = 0 (1e4
-unknowns: 0.81–0.96 s for 64 members in chunks of 32 against 1.7–2.3 s for a loop, since SuperLU's
+unknowns: 0.81–0.99 s for 64 members in chunks of 32 against 1.7–2.3 s for a loop, since SuperLU's
 host kernels hold BLAS to one thread and forward solves factor and solve in one host call).
 
 Arguments mapped with ``in_axes=None`` are closed over (every device sees all of them); mapped
