@@ -11,10 +11,13 @@ could write. :func:`configure` runs when ``nmm`` is imported:
 
 Programs that compile in under ``NMM_COMPILATION_CACHE_MIN_S`` seconds (default 0.1) are not
 written; the directory is capped at ``NMM_COMPILATION_CACHE_MB`` (default 2048 MB, least recently
-used entries go first). JAX does not write programs that call back to the host, and every
-``nmm.solve`` program does (SuperLU; the refinement warnings of ``DenseLU`` too): today the cache
-holds the space's Gram kernels and other callback-free programs, and the first solve of a second
-run still compiles (``benchmarks/cold_start.py``: 2 of its programs hit the cache).
+used entries go first). JAX does not write programs that call back to the host. An eager
+``nmm.solve`` keeps its host work outside its programs where it can: the dense LU (the default up
+to 512 unknowns) is JAX alone, and an eager SuperLU solve on a space without the outer refinement
+(p = 0, Fourier bases, ``stable=False``) compiles only its assembly and factors and solves in
+Python (``tests/test_compile_cache.py``: the second run compiles nothing). What still calls back
+from inside its program, and so compiles in every run: SuperLU on stable high-order spaces (the
+outer refinement's solves), and any solve under the caller's ``jit``, ``vmap`` or ``grad``.
 """
 
 from __future__ import annotations

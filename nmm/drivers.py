@@ -78,8 +78,13 @@ def default_solver(space):
     """The solver of ``solver=None``: :class:`nmm.linalg.DenseLU` for systems of at most
     ``DENSE_MAX_UNKNOWNS`` unknowns (faster there, and pure JAX: no host callback, so the compiled
     solve goes to the persistent cache and a second run of a script does not compile it),
-    :class:`nmm.linalg.SuperLU` above."""
-    return DenseLU() if space.n_dofs <= DENSE_MAX_UNKNOWNS else SuperLU()
+    :class:`nmm.linalg.SuperLU` above, and always in 32-bit mode (``jax_enable_x64`` off): the
+    host solver factors in float64, where the dense LU in float32 cannot resolve the near-null
+    modes of a partition-of-unity system (p = 1 on 75 unknowns: relative residual 1e-2 after
+    refinement, a failed solve)."""
+    if space.n_dofs <= DENSE_MAX_UNKNOWNS and jax.config.jax_enable_x64:
+        return DenseLU()
+    return SuperLU()
 
 
 def _check_space(space) -> None:
@@ -443,9 +448,69 @@ def _bucketed_solve(space, form, params, bd, solver, opts, x0, throw):
     if x0 is not None:
         x0 = jnp.pad(x0, (0, view.n_dofs - space.n_dofs))
     bd = pad_boundary_data(bd, view)
-    x, info = _solve(view, form, params, bd, None, solver, opts, x0, throw)
+    out = _host_solve(view, form, params, bd, solver, x0)
+    if out is None:
+        out = _solve(view, form, params, bd, None, solver, opts, x0, throw)
+    x, info = out
     x = _checked(x, info, form, bd, throw)
     return cut_back(x, space.n_dofs), info
+
+
+def _traced(*trees) -> bool:
+    """Inside a transformation: a traced argument, or a ``jit`` being traced (where even a new
+    constant is a tracer: its arguments may all be closed over)."""
+    leaves = [*jax.tree_util.tree_leaves(trees), jnp.zeros(())]
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
+
+
+@eqx.filter_jit
+def _linear_system_of(space, form, params, bd):
+    """A linear form's ``(R0, K, code)`` (``code``: a non-finite or non-elliptic system), or
+    ``None`` for a nonlinear form."""
+    kern = bind(form, params, space.components, space.dim, space.q_points.dtype)
+    if not kern.linear:
+        return None
+    R0, K, ok = _assemble(space, kern, bd, None, None)
+    return R0, K, _codes(R0, K, ok)
+
+
+@eqx.filter_jit
+def _diagnosed(space, form, params, bd, code):
+    kern = bind(form, params, space.components, space.dim, space.q_points.dtype)
+    return _diagnose(space, kern, bd, code)
+
+
+def _host_solve(space, form, params, bd, solver, x0):
+    """The eager solve of a linear form with a solver that factors on the host and keeps
+    nothing (SuperLU on spaces without the outer refinement: p = 0, Fourier bases,
+    ``stable=False``): the assembly is compiled, the factor-and-solve runs here in Python. The
+    compiled program then holds no host callback and JAX's persistent cache keeps it, so a second
+    run of a script compiles nothing (``_solve`` is one program with the solve as a callback,
+    which the cache cannot keep). ``None`` where it does not apply: under a transformation
+    (tracers: the caller's ``jit``, ``vmap`` or ``grad`` needs the one program), another solver,
+    a stable space or a nonlinear form."""
+    if not hasattr(solver, "factor_and_solve_on_host") or space.stable:
+        return None
+    if _traced(space, form, params, x0):
+        return None
+    system = _linear_system_of(space, form, params, bd)
+    if system is None:
+        return None
+    R0, K, code = system
+    x, solved, res, its, cond = solver.factor_and_solve_on_host(K, K.data, -np.asarray(R0))
+    code = np.where(np.asarray(code) == 0, solved, np.asarray(code)).astype(np.int32)
+    suspect = [RESULTS.nonfinite, RESULTS.nonfinite_rhs, RESULTS.nonfinite_matrix, RESULTS.not_elliptic]
+    if np.isin(code, suspect):  # traced back to the datum at fault (a program of its own)
+        code = _diagnosed(space, form, params, bd, code)
+    info = SolveInfo(
+        jnp.asarray(code, jnp.int32),
+        jnp.asarray(res),
+        jnp.asarray(its),
+        jnp.asarray(cond),
+        jnp.asarray(0, jnp.int32),
+        jnp.zeros((0,), R0.dtype),
+    )
+    return jnp.asarray(x), info
 
 
 def assemble(space: ManifoldSpace, problem: Form, params=None, state=None):

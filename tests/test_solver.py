@@ -94,3 +94,40 @@ def test_penalty_and_neumann_boundary_conditions():
     # penalty 1e4 times too weak) the penalty's error is 1.19e-6, ratio 2.4
     assert en["L2"] < 1e-6 and ep["L2"] < 1e-6, (en, ep)
     assert ep["L2"] < 1.5 * en["L2"], (en, ep)
+
+
+def test_eager_host_solve_is_the_compiled_solve(monkeypatch):
+    """An eager solve with SuperLU on a space without outer refinement (p = 0) factors and solves
+    outside the compiled program (``drivers._host_solve``: the program then holds no callback and
+    the persistent cache keeps it). Under ``jit`` it is one program with a callback. Both give the
+    same field and the same diagnostics: values, result codes, a datum at fault named, and a
+    nonlinear form (Newton) left to the one program."""
+    from nmm import drivers
+
+    calls, compiled = [], drivers._solve
+    monkeypatch.setattr(drivers, "_solve", lambda *a: calls.append(1) or compiled(*a))
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 1 / 8), dom, degree=0)
+    prob = nmm.Poisson(k=lambda x, th: 1 + th * x[0], f=1.0, dirichlet=0.0)
+    u = nmm.solve(V, prob, params=0.5, solver="direct")
+    assert calls == []  # the eager path
+    u_jit = jax.jit(lambda th: nmm.solve(V, prob, params=th, solver="direct"))(0.5)
+    assert calls == [1]
+    np.testing.assert_allclose(u.coeffs, u_jit.coeffs, rtol=1e-13, atol=1e-15)
+    leaves = jax.tree_util.tree_leaves
+    for a, b in zip(leaves(u.info), leaves(u_jit.info), strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-8)
+    assert int(u.info.result) == 0 and int(u.info.iterations) >= 1
+
+    bad = nmm.Poisson(f=lambda x: jnp.log(x[0] - 0.5), dirichlet=0.0)
+    with pytest.raises(Exception, match=r"Poisson\.f is not finite at some points"):
+        nmm.solve(V, bad, solver="direct")
+    assert calls == [1]
+    code = int(nmm.solve(V, bad, solver="direct", throw=False).info.result)
+    assert code == int(jax.jit(lambda: nmm.solve(V, bad, solver="direct", throw=False))().info.result)
+    assert code >= nmm.RESULTS.nonfinite_data
+    assert calls == [1, 1]  # the jitted one
+
+    nmm.solve(V, nmm.Bratu(lam=1.0, dirichlet=0.0), solver="direct")
+    assert calls == [1, 1, 1]  # Newton: the one program

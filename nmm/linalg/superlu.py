@@ -569,31 +569,17 @@ class SuperLU(eqx.Module):
         ``vmap`` every member is factored and solved on the host threads as soon as a thread is
         free. Returns ``(x, result, residual, iterations, condition)``, as ``init`` followed by
         ``solve(..., last=True)`` would."""
-        opts = self._opts(operator.block_size)
         lead = jnp.broadcast_shapes(operator.data.shape[:-3], b.shape[:-1])
         shapes = (
             jax.ShapeDtypeStruct((*lead, b.shape[-1]), b.dtype),
-            jax.ShapeDtypeStruct(lead, b.dtype),
-            jax.ShapeDtypeStruct(lead, b.dtype),
             jax.ShapeDtypeStruct(lead, jnp.int32),
             jax.ShapeDtypeStruct(lead, b.dtype),
+            jax.ShapeDtypeStruct(lead, b.dtype),
+            jax.ShapeDtypeStruct(lead, b.dtype),
         )
-        n_rows = operator.n_block_rows
-
-        def host(data, rhs, rows, cols):
-            full = np.broadcast_shapes(data.shape[:-3], rhs.shape[:-1])
-            x, r, it, code, cond = _host_factor_solve(
-                _Pattern.of(rows, cols, n_rows),
-                operator.transposed,
-                operator.symmetric,
-                opts,
-                data,
-                rhs,
-            )
-            return (*_outputs(full, rhs.dtype, x, r, it, code), cond.reshape(full).astype(rhs.dtype))
-
+        host = functools.partial(self.factor_and_solve_on_host, operator)
         stop = jax.lax.stop_gradient
-        x, res, its, code, cond = jax.pure_callback(
+        return jax.pure_callback(
             host,
             shapes,
             stop(operator.data),
@@ -602,7 +588,22 @@ class SuperLU(eqx.Module):
             operator.cols,
             vmap_method="expand_dims",
         )
-        return x, code, res, its, cond
+
+    def factor_and_solve_on_host(self, operator: BlockCSR, data, b, rows=None, cols=None):
+        """:meth:`factor_and_solve` outside a JAX program, on numpy arrays (``data``, ``rows``,
+        ``cols``: the operator's, by default): an eager solve calls it directly, so that its
+        compiled parts hold no callback and JAX's persistent cache keeps them."""
+        opts = self._opts(operator.block_size)
+        data, b = np.asarray(data), np.asarray(b)
+        rows = np.asarray(operator.rows if rows is None else rows)
+        cols = np.asarray(operator.cols if cols is None else cols)
+        full = np.broadcast_shapes(data.shape[:-3], b.shape[:-1])
+        pattern = _Pattern.of(rows, cols, operator.n_block_rows)
+        x, r, it, code, cond = _host_factor_solve(
+            pattern, operator.transposed, operator.symmetric, opts, data, b
+        )
+        x, r, it, code = _outputs(full, b.dtype, x, r, it, code)
+        return x, code, r, it, cond.reshape(full).astype(b.dtype)
 
     def _solve(self, state: SuperLUState, b, operator, trans: bool, last: bool):
         op = state.operator
