@@ -24,6 +24,7 @@ from .assembly import (
     BoundaryData,
     Quadrature,
     basis_at,
+    basis_tables,
     contract_vector,
     masks_at_points,
     operator,
@@ -53,6 +54,7 @@ from .refine import (
     energy,
     lsq_objective,
     preconditioner,
+    python_while,
     stationary,
 )
 from .space import ManifoldSpace
@@ -464,14 +466,16 @@ def _traced(*trees) -> bool:
 
 
 @eqx.filter_jit
-def _linear_system_of(space, form, params, bd):
-    """A linear form's ``(R0, K, code)`` (``code``: a non-finite or non-elliptic system), or
-    ``None`` for a nonlinear form."""
+def _linear_system_of(space, form, params, bd, tables: bool):
+    """A linear form's ``(R0, K, code, basis)`` (``code``: a non-finite or non-elliptic system;
+    ``basis``: the basis tables when ``tables``, for later residuals), or ``None`` for a
+    nonlinear form."""
     kern = bind(form, params, space.components, space.dim, space.q_points.dtype)
     if not kern.linear:
         return None
-    R0, K, ok = _assemble(space, kern, bd, None, None)
-    return R0, K, _codes(R0, K, ok)
+    basis = basis_tables(space) if tables else None
+    R0, K, ok = _assemble(space, kern, bd, None, None, tables=basis)
+    return R0, K, _codes(R0, K, ok), basis
 
 
 @eqx.filter_jit
@@ -480,37 +484,72 @@ def _diagnosed(space, form, params, bd, code):
     return _diagnose(space, kern, bd, code)
 
 
+@eqx.filter_jit
+def _residual_of(space, form, params, bd, x, tables):
+    kern = bind(form, params, space.components, space.dim, space.q_points.dtype)
+    return _assemble(space, kern, bd, x, None, matrix=False, tables=tables)
+
+
+_energy_of = eqx.filter_jit(lambda K, x, dx: energy(K)(x, dx))
+_converged = eqx.filter_jit(converged)
+
+
 def _host_solve(space, form, params, bd, solver, x0):
-    """The eager solve of a linear form with a solver that factors on the host and keeps
-    nothing (SuperLU on spaces without the outer refinement: p = 0, Fourier bases,
-    ``stable=False``): the assembly is compiled, the factor-and-solve runs here in Python. The
-    compiled program then holds no host callback and JAX's persistent cache keeps it, so a second
-    run of a script compiles nothing (``_solve`` is one program with the solve as a callback,
-    which the cache cannot keep). ``None`` where it does not apply: under a transformation
-    (tracers: the caller's ``jit``, ``vmap`` or ``grad`` needs the one program), another solver,
-    a stable space or a nonlinear form."""
-    if not hasattr(solver, "factor_and_solve_on_host") or space.stable:
+    """The eager solve of a linear form with the host solver (SuperLU): the assembly and the
+    matrix-free residuals are compiled, the factorisation and its solves run here in Python, and
+    so does the outer refinement of stable spaces. The compiled programs then hold no host
+    callback and JAX's persistent cache keeps them: a second run of a script compiles nothing
+    (``_solve`` is one program with the solves as callbacks, which the cache cannot keep).
+    ``None`` where it does not apply: under a transformation (tracers: the caller's ``jit``,
+    ``vmap`` or ``grad`` needs the one program), another solver, a least-squares fit on a stable
+    space (its conjugate gradients stay compiled) or a nonlinear form (Newton)."""
+    if not hasattr(solver, "factor_on_host") or (space.stable and isinstance(form, L2Fit)):
         return None
     if _traced(space, form, params, x0):
         return None
-    system = _linear_system_of(space, form, params, bd)
+    system = _linear_system_of(space, form, params, bd, bool(space.stable))
     if system is None:
         return None
-    R0, K, code = system
-    x, solved, res, its, cond = solver.factor_and_solve_on_host(K, K.data, -np.asarray(R0))
+    R0, K, code, basis = system
+    solver = _linear_solver(space, solver)
+    b = -np.asarray(R0)
+    if space.stable:
+        x, solved, res, its, cond = _host_refined(space, form, params, bd, solver, K, b, basis)
+    else:
+        x, solved, res, its, cond = solver.factor_and_solve_on_host(K, K.data, b)
     code = np.where(np.asarray(code) == 0, solved, np.asarray(code)).astype(np.int32)
     suspect = [RESULTS.nonfinite, RESULTS.nonfinite_rhs, RESULTS.nonfinite_matrix, RESULTS.not_elliptic]
     if np.isin(code, suspect):  # traced back to the datum at fault (a program of its own)
         code = _diagnosed(space, form, params, bd, code)
+    dtype = R0.dtype
     info = SolveInfo(
         jnp.asarray(code, jnp.int32),
-        jnp.asarray(res),
-        jnp.asarray(its),
-        jnp.asarray(cond),
+        jnp.asarray(res, dtype),
+        jnp.asarray(its, dtype),
+        jnp.asarray(cond, dtype),
         jnp.asarray(0, jnp.int32),
-        jnp.zeros((0,), R0.dtype),
+        jnp.zeros((0,), dtype),
     )
-    return jnp.asarray(x), info
+    return jnp.asarray(x, dtype), info
+
+
+def _host_refined(space, form, params, bd, solver, K, b, basis):
+    """``_forward``'s stable-space solve, eager: a factored solve, then the outer refinement
+    with matrix-free residuals (:func:`nmm.refine.stationary`, its loop in Python)."""
+    f = solver.factor_on_host(K)
+    steps = preconditioner(solver).max_iter
+    x, res, its, code = f.solve(b, steps)
+    if code in (RESULTS.successful, RESULTS.refinement_stalled):
+        xr, dx = stationary(
+            lambda c: _residual_of(space, form, params, bd, c, basis),
+            lambda r: jnp.asarray(f.solve(r, steps)[0]),
+            lambda c, d: _energy_of(K, c, d),
+            jnp.asarray(x),
+            loop=python_while,
+        )
+        x = xr
+        code = RESULTS.successful if bool(_converged(K, xr, dx)) else RESULTS.refinement_stalled
+    return x, code, res, its, f.condition
 
 
 def assemble(space: ManifoldSpace, problem: Form, params=None, state=None):

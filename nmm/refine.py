@@ -70,10 +70,19 @@ def lsq_objective(space, kern, quad, coeffs):
     return 0.5 * jnp.sum(quad.weights[..., None] * r0 * r0)
 
 
-def stationary(residual, precondition, energy, x, steps: int = STEPS, tol: float = STEP_TOL):
+def python_while(cond, body, init):
+    """``jax.lax.while_loop`` run in Python: the loop of an eager solve whose steps call the host
+    (a compiled loop would hold the call as a callback, which JAX's persistent cache cannot keep)."""
+    while bool(cond(init)):
+        init = body(init)
+    return init
+
+
+def stationary(residual, precondition, energy, x, steps: int = STEPS, tol: float = STEP_TOL, loop=None):
     """x ← x − M⁻¹ R(x) (``precondition(b)`` applies M⁻¹) until the relative energy of a
     correction, ``energy(x, dx)``, is below ``tol`` (round-off level: one step, measured) or after
-    ``steps`` steps. Returns the iterate and its last correction."""
+    ``steps`` steps. Returns the iterate and its last correction. ``loop``: the while loop
+    (``jax.lax.while_loop`` by default, :func:`python_while` in an eager solve)."""
 
     def cond(c):
         k, _, _, e = c
@@ -86,7 +95,8 @@ def stationary(residual, precondition, energy, x, steps: int = STEPS, tol: float
         return k + 1, x, dx, energy(x, dx)
 
     inf = jnp.asarray(jnp.inf, x.dtype)
-    _, x, dx, _ = jax.lax.while_loop(cond, step, (0, x, jnp.zeros_like(x), inf))
+    loop = jax.lax.while_loop if loop is None else loop
+    _, x, dx, _ = loop(cond, step, (0, x, jnp.zeros_like(x), inf))
     return x, dx
 
 

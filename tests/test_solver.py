@@ -131,3 +131,15 @@ def test_eager_host_solve_is_the_compiled_solve(monkeypatch):
 
     nmm.solve(V, nmm.Bratu(lam=1.0, dirichlet=0.0), solver="direct")
     assert calls == [1, 1, 1]  # Newton: the one program
+
+    # a stable p = 3 space: the outer refinement with matrix-free residuals runs eagerly too
+    V3 = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 1 / 3), dom, degree=3)
+    assert V3.stable
+    prob3 = nmm.Poisson(k=lambda x, th: 1 + th * x[0], f=lambda x, th: jnp.sin(3 * x[0]), dirichlet=0.0)
+    u = nmm.solve(V3, prob3, params=0.5, solver="direct")
+    assert len(calls) == 3
+    u_jit = jax.jit(lambda th: nmm.solve(V3, prob3, params=th, solver="direct"))(0.5)
+    pts = jnp.array([[0.3, 0.4], [0.7, 0.2], [0.5, 0.5]])
+    np.testing.assert_allclose(u(pts), u_jit(pts), rtol=1e-12, atol=1e-15)
+    assert int(u.info.result) == int(u_jit.info.result) == 0
+    assert int(u.info.iterations) == int(u_jit.info.iterations)

@@ -17,6 +17,7 @@ Newton Jacobians, time steps) therefore factor once.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import os
@@ -455,6 +456,37 @@ def _host_factor_solve(pattern, transposed, symmetric, opts, data, b):
     return _gathered(members, _map(one, members), full, b.shape[-1])
 
 
+class HostFactor:
+    """A factorisation that an eager solve holds in Python (no cache handle, freed with the
+    object): :meth:`SuperLU.factor_on_host`."""
+
+    def __init__(self, opts: SuperLU, operator: BlockCSR):
+        self.opts = opts
+        self.data = np.asarray(operator.data, dtype=float)
+        self.pattern = _Pattern.of(
+            np.asarray(operator.rows), np.asarray(operator.cols), operator.n_block_rows
+        )
+        self.transposed, self.symmetric = operator.transposed, operator.symmetric
+        self.factor, self.code = _try_factor(
+            self.data, self.pattern, self.transposed, self.symmetric, opts
+        )
+        self.condition = self.factor.cond if self.factor is not None else -1.0
+
+    def solve(self, b, max_iter: int | None = None):
+        """``(x, residual, iterations, code)`` of ``A x = b``, refined (at most ``max_iter``
+        steps: the solver's by default); ``x`` is zero where factoring failed."""
+        b = np.asarray(b, dtype=float)
+        if self.factor is None:
+            return np.zeros_like(b), 0.0, 0, self.code
+        opts = self.opts if max_iter is None else dataclasses.replace(self.opts, max_iter=max_iter)
+        # the stored matrix is A; a transposed operator stands for A^T: A's transpose solve
+        t = self.transposed
+        x, r, it, code = _solve_member(
+            self.pattern, t, self.symmetric, opts, t, True, self.factor, self.data, self.data, b
+        )
+        return (np.zeros_like(b) if x is None else x), r, it, code
+
+
 def _gathered(members, results, full, n: int):
     """Batch members' ``(x or None, residual, iterations, code[, condition])`` in arrays of the
     batch's shape ``full``: ``(xs, residuals, iterations, codes, conditions)`` (condition -1
@@ -604,6 +636,11 @@ class SuperLU(eqx.Module):
         )
         x, r, it, code = _outputs(full, b.dtype, x, r, it, code)
         return x, code, r, it, cond.reshape(full).astype(b.dtype)
+
+    def factor_on_host(self, operator: BlockCSR) -> HostFactor:
+        """Factor a concrete (unbatched) ``operator`` outside any JAX program: the eager solves
+        that refine outside (stable spaces) hold it in Python."""
+        return HostFactor(self._opts(operator.block_size), operator)
 
     def _solve(self, state: SuperLUState, b, operator, trans: bool, last: bool):
         op = state.operator
