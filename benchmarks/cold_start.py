@@ -14,7 +14,8 @@ assembly + solve) and a second solve in the same process (run time alone), the p
 hits and misses (``jax.monitoring`` events) and the relative L2 error. Solvers: the default
 (``nmm.linalg.DenseLU()`` at this size: pure JAX, and the result is checked on the host after the
 call, so the compiled solve holds no callback and goes to the cache) and ``solver="direct"``
-(SuperLU through host callbacks, which JAX never writes to its cache).
+(SuperLU: an eager solve factors, solves and refines in Python around compiled assembly and
+residual programs, which hold no callback and go to the cache too).
 
 Usage::
 
