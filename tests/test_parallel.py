@@ -63,7 +63,9 @@ SCRIPT = PROBLEM + textwrap.dedent(
 
 
 def test_sharded_batch_on_four_host_devices_matches_one_device():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    env = dict(
+        os.environ, XLA_FLAGS=_xla_flags("--xla_force_host_platform_device_count=4"), JAX_PLATFORMS="cpu"
+    )
     run = subprocess.run(
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300
     )
@@ -101,7 +103,9 @@ def test_host_solves_with_large_operands_on_as_many_host_devices_as_cores():
     One multi-device CPU program (shard_map) hung here on two host devices of the 2-core machine
     (every XLA thread held by a callback waiting for its operands' copy); the eager CPU path runs
     the devices' shares one after another on the first device."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    env = dict(
+        os.environ, XLA_FLAGS=_xla_flags("--xla_force_host_platform_device_count=2"), JAX_PLATFORMS="cpu"
+    )
     run = subprocess.run(
         [sys.executable, "-c", LARGE], env=env, capture_output=True, text=True, timeout=240
     )
@@ -192,6 +196,12 @@ TWO_PROCESSES = (
 
 
 @pytest.mark.slow
+def _xla_flags(flag: str) -> str:
+    """``flag`` added to the caller's XLA flags (``make test`` compiles at optimisation level 0:
+    the subprocesses too)."""
+    return f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+
+
 def test_two_processes_by_jax_distributed():
     """The multi-host path, tried with two local processes (gloo collectives on CPU)."""
     import socket
