@@ -306,11 +306,13 @@ def _nonfinite_datum(space, kern, bd):
     return jnp.where(jnp.any(bad), jnp.argmax(bad), -1)
 
 
+# result codes that a datum may be at fault for (_diagnose names it)
+_SUSPECT = (RESULTS.nonfinite, RESULTS.nonfinite_rhs, RESULTS.nonfinite_matrix, RESULTS.not_elliptic)
+
+
 def _diagnose(space, kern, bd, code):
     """A non-finite or non-elliptic system is traced back to the datum at fault, when one is."""
-    r = RESULTS
-    codes = jnp.array([r.nonfinite, r.nonfinite_rhs, r.nonfinite_matrix, r.not_elliptic])
-    suspect = jnp.isin(code, codes)
+    suspect = jnp.isin(code, jnp.array(_SUSPECT))
     idx = jax.lax.cond(
         jnp.any(suspect), lambda: _nonfinite_datum(space, kern, bd), lambda: jnp.asarray(-1)
     )
@@ -518,8 +520,7 @@ def _host_solve(space, form, params, bd, solver, x0):
     else:
         x, solved, res, its, cond = solver.factor_and_solve_on_host(K, K.data, b)
     code = np.where(np.asarray(code) == 0, solved, np.asarray(code)).astype(np.int32)
-    suspect = [RESULTS.nonfinite, RESULTS.nonfinite_rhs, RESULTS.nonfinite_matrix, RESULTS.not_elliptic]
-    if np.isin(code, suspect):  # traced back to the datum at fault (a program of its own)
+    if np.isin(code, _SUSPECT):  # traced back to the datum at fault (a program of its own)
         code = _diagnosed(space, form, params, bd, code)
     dtype = R0.dtype
     info = SolveInfo(
