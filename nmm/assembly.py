@@ -74,14 +74,16 @@ class BasisTables(eqx.Module):
     flux: jax.Array | None  # gradients on the flux elements (``space.extended``)
 
 
-def basis_tables(space, quad=None) -> BasisTables:
+def basis_tables(space, quad=None, boundary: bool = True) -> BasisTables:
+    """The basis at ``quad``'s points (default: the space's quadrature) and, with ``boundary``,
+    at the boundary pieces' points: the tables every assembly reads."""
     quad = volume_quadrature(space) if quad is None else quad
-    boundary = flux = None
-    if space.b_elem.shape[0] > 0:
-        boundary = basis_at(space, space.b_elem, space.b_points)
+    on_pieces = flux = None
+    if boundary and space.b_elem.shape[0] > 0:
+        on_pieces = basis_at(space, space.b_elem, space.b_points)
         if space.extended:
             flux = basis_at(space, space.b_flux, space.b_points)[1]
-    return BasisTables(basis_at(space, quad.elems, quad.points), boundary, flux)
+    return BasisTables(basis_at(space, quad.elems, quad.points), on_pieces, flux)
 
 
 def interpolate(space, coeffs, elems, phi, dphi):
@@ -131,8 +133,8 @@ def _state(space, coeffs, elems, phi, dphi):
     return interpolate(space, coeffs, elems, phi, dphi)
 
 
-def _volume(space, kern: Kernels, quad: Quadrature, coeffs, matrix: bool, tables=None):
-    phi, dphi = basis_at(space, quad.elems, quad.points) if tables is None else tables.volume
+def _volume(space, kern: Kernels, quad: Quadrature, coeffs, matrix: bool, tables: BasisTables):
+    phi, dphi = tables.volume
     u, du = _state(space, coeffs, quad.elems, phi, dphi)
     per_point = jax.vmap(jax.vmap(kern.volume))
     r0, r1 = per_point(quad.points, u, du)
@@ -165,16 +167,16 @@ def masks_at_points(mask):
     return jnp.moveaxis(mask, 0, 1)[:, None]
 
 
-def _boundary_residuals(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: bool, tables=None):
+def _boundary_residuals(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: bool, tables):
     """Boundary residuals ``r (n_b, Q, n, 1 + dim)`` (coefficients of v and ∇v) at the boundary
     quadrature points, their tangents ``T`` (with ``matrix``), and the basis there: values of the
     pieces' elements, gradients of their flux elements (the same elements unless
     ``space.extended``: see ``nmm.stable.boundary_donors``)."""
     elems, pts, normal = space.b_elem, space.b_points, space.b_normal
-    phi, dphi = basis_at(space, elems, pts) if tables is None else tables.boundary
+    phi, dphi = tables.boundary
     u, du = _state(space, coeffs, elems, phi, dphi)
     if space.extended:
-        dphi = basis_at(space, space.b_flux, pts)[1] if tables is None else tables.flux
+        dphi = tables.flux
         du = _state(space, coeffs, space.b_flux, phi, dphi)[1]
     gs, hs, hc, s = jax.vmap(jax.vmap(kern.boundary, in_axes=(0, None)))(pts, normal)
     # the conditions that hold on each piece (masks are per piece: align them with the points)
@@ -203,7 +205,7 @@ def _boundary_residuals(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: 
     return r, T, phi, dphi
 
 
-def _boundary(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: bool, tables=None):
+def _boundary(space, kern: Kernels, bd: BoundaryData, coeffs, matrix: bool, tables):
     if space.b_elem.shape[0] == 0:
         return None, None
     elems, wts = space.b_elem, space.b_weights
@@ -257,12 +259,14 @@ def assemble(
     Args:
         quad: volume quadrature (default: the space's; samples for least-squares fits).
         boundary: include the boundary terms.
-        tables: the basis at ``quad``'s and the boundary's points (:func:`basis_tables`), when
-            already computed.
+        tables: the basis at ``quad``'s and the boundary's points (:func:`basis_tables`; computed
+            here by default).
     """
     quad = volume_quadrature(space) if quad is None else quad
+    boundary = boundary and kern.has_boundary_terms
+    tables = basis_tables(space, quad, boundary) if tables is None else tables
     vec, data, ok = _volume(space, kern, quad, coeffs, matrix, tables)
-    if boundary and kern.has_boundary_terms:
+    if boundary:
         bvec, bdata = _boundary(space, kern, bd, coeffs, matrix, tables)
         if bvec is not None:
             vec = vec + bvec

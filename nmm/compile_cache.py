@@ -11,13 +11,13 @@ could write. :func:`configure` runs when ``nmm`` is imported:
 
 Programs that compile in under ``NMM_COMPILATION_CACHE_MIN_S`` seconds (default 0.1) are not
 written; the directory is capped at ``NMM_COMPILATION_CACHE_MB`` (default 2048 MB, least recently
-used entries go first). JAX does not write programs that call back to the host. An eager
-``nmm.solve`` keeps its host work outside its programs where it can: the dense LU (the default up
-to 512 unknowns) is JAX alone, and an eager SuperLU solve on a space without the outer refinement
-(p = 0, Fourier bases, ``stable=False``) compiles only its assembly and factors and solves in
-Python (``tests/test_compile_cache.py``: the second run compiles nothing). What still calls back
-from inside its program, and so compiles in every run: SuperLU on stable high-order spaces (the
-outer refinement's solves), and any solve under the caller's ``jit``, ``vmap`` or ``grad``.
+used entries go first). JAX does not write programs that call back to the host, so an eager
+``nmm.solve`` keeps its host work out of its programs: the dense LU (the default up to 512
+unknowns) is JAX alone, and an eager SuperLU solve compiles its assembly and residuals and
+factors, solves and refines in Python (``drivers._host_solve``; ``tests/test_compile_cache.py``:
+the second run compiles nothing). What still calls back from inside its program, and so compiles
+in every run: any solve under the caller's ``jit``, ``vmap`` or ``grad``, Newton, ``nmm.fit`` to
+samples or on stable spaces, and PETSc.
 """
 
 from __future__ import annotations

@@ -519,7 +519,7 @@ def _host_solve(space, form, params, bd, solver, x0):
         x, solved, res, its, cond = _host_refined(space, form, params, bd, solver, K, b, basis)
     else:
         x, solved, res, its, cond = solver.factor_and_solve_on_host(K, K.data, b)
-    code = np.where(np.asarray(code) == 0, solved, np.asarray(code)).astype(np.int32)
+    code = np.asarray(worst(code, solved))
     if np.isin(code, _SUSPECT):  # traced back to the datum at fault (a program of its own)
         code = _diagnosed(space, form, params, bd, code)
     dtype = R0.dtype
@@ -537,13 +537,14 @@ def _host_solve(space, form, params, bd, solver, x0):
 def _host_refined(space, form, params, bd, solver, K, b, basis):
     """``_forward``'s stable-space solve, eager: a factored solve, then the outer refinement
     with matrix-free residuals (:func:`nmm.refine.stationary`, its loop in Python)."""
-    f = solver.factor_on_host(K)
-    steps = preconditioner(solver).max_iter
-    x, res, its, code = f.solve(b, steps)
+    # factored with the preconditioner's options: a few refinement steps per solve, as the
+    # one program's first solve and its preconditioner take
+    f = preconditioner(solver).factor_on_host(K)
+    x, res, its, code = f.solve(b)
     if code in (RESULTS.successful, RESULTS.refinement_stalled):
         xr, dx = stationary(
             lambda c: _residual_of(space, form, params, bd, c, basis),
-            lambda r: jnp.asarray(f.solve(r, steps)[0]),
+            lambda r: jnp.asarray(f.solve(r)[0]),
             lambda c, d: _energy_of(K, c, d),
             jnp.asarray(x),
             loop=python_while,

@@ -17,7 +17,6 @@ Newton Jacobians, time steps) therefore factor once.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import os
@@ -472,17 +471,16 @@ class HostFactor:
         )
         self.condition = self.factor.cond if self.factor is not None else -1.0
 
-    def solve(self, b, max_iter: int | None = None):
-        """``(x, residual, iterations, code)`` of ``A x = b``, refined (at most ``max_iter``
-        steps: the solver's by default); ``x`` is zero where factoring failed."""
+    def solve(self, b):
+        """``(x, residual, iterations, code)`` of ``A x = b``, refined as the solver's options
+        say; ``x`` is zero where factoring failed."""
         b = np.asarray(b, dtype=float)
         if self.factor is None:
             return np.zeros_like(b), 0.0, 0, self.code
-        opts = self.opts if max_iter is None else dataclasses.replace(self.opts, max_iter=max_iter)
         # the stored matrix is A; a transposed operator stands for A^T: A's transpose solve
         t = self.transposed
         x, r, it, code = _solve_member(
-            self.pattern, t, self.symmetric, opts, t, True, self.factor, self.data, self.data, b
+            self.pattern, t, self.symmetric, self.opts, t, True, self.factor, self.data, self.data, b
         )
         return (np.zeros_like(b) if x is None else x), r, it, code
 
