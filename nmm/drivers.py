@@ -38,6 +38,7 @@ from .field import Field, SolveInfo
 from .forms import boundary as bc
 from .forms.base import Form
 from .forms.fit import L2Fit
+from .gc_pause import gc_paused
 from .kernels import bind, data_names
 from .linalg.amg import AMG
 from .linalg.dense import DenseLU
@@ -133,14 +134,14 @@ def _codes(R0, K, ok):
     )
 
 
-def _refined(kern, space, bd, quad, solver, state, K, x, lsq):
-    """High-order spaces: ``x`` refined with matrix-free residuals (:mod:`nmm.refine`); returns
-    the iterate and its last correction."""
+def _refined(kern, space, bd, quad, solver, state, K, x, lsq, tables):
+    """High-order spaces: ``x`` refined with matrix-free residuals (:mod:`nmm.refine`) that read
+    the matrix's basis ``tables``; returns the iterate and its last correction."""
     q = volume_quadrature(space) if quad is None else quad
     pre = preconditioner(solver)  # a few factored-solve steps: the outer iteration refines
 
     def residual(c):
-        return _assemble(space, kern, bd, c, quad, matrix=False)
+        return _assemble(space, kern, bd, c, quad, matrix=False, tables=tables)
 
     def precondition(b):
         return solve_with(pre.solve, state, b)[0]
@@ -159,18 +160,18 @@ def _refined(kern, space, bd, quad, solver, state, K, x, lsq):
 ONE_BY_ONE_MIN_CELLS = 512
 
 
-def _linear_system(space, kern, bd, quad, primal: bool):
-    """``(R0, K, ok)`` of a linear form; ``primal`` (nothing differentiates it): under ``vmap`` on a
-    CPU the members of a space with many cells are assembled one after another
-    (:func:`nmm.parallel.one_by_one_under_vmap`)."""
+def _linear_system(space, kern, bd, quad, primal: bool, tables=None):
+    """``(R0, K, ok)`` of a linear form (``tables``: the basis tables, when already computed);
+    ``primal`` (nothing differentiates it): under ``vmap`` on a CPU the members of a space with
+    many cells are assembled one after another (:func:`nmm.parallel.one_by_one_under_vmap`)."""
     if not primal or space.q_points.shape[0] < ONE_BY_ONE_MIN_CELLS:
-        return _assemble(space, kern, bd, None, quad)
+        return _assemble(space, kern, bd, None, quad, tables=tables)
 
-    def parts(space, kern, bd, quad):
-        R0, K, ok = _assemble(space, kern, bd, None, quad)
+    def parts(space, kern, bd, quad, tables):
+        R0, K, ok = _assemble(space, kern, bd, None, quad, tables=tables)
         return R0, K.data, ok
 
-    R0, data, ok = one_by_one_under_vmap(parts)(space, kern, bd, quad)
+    R0, data, ok = one_by_one_under_vmap(parts)(space, kern, bd, quad, tables)
     return R0, operator(space, kern, data), ok
 
 
@@ -185,12 +186,15 @@ def _forward(kern, space, bd, quad, solver, opts, x0, keep, lsq=False):
     (else it is freed); ``lsq``: the form is a least-squares fit (see :mod:`nmm.refine`);
     ``K``: the assembled matrix of a linear form (``None`` after Newton)."""
     if kern.linear:
-        R0, K, ok = _linear_system(space, kern, bd, quad, primal=not keep)
         # stable spaces refine outside (nmm.refine): the factored solve needs few steps itself.
         # Not with an iterative solver as M⁻¹: it solves to its own rtol, and on a residual at
         # round-off level (partly in the null space of the frame) it fails to converge and the
         # corrections grow (measured: CG refined by CG goes from 1e-11 to 2e-6 in four steps)
         refine = space.stable and isinstance(solver, SuperLU | DenseLU)
+        # the matrix and the refinement's residuals read one set of basis tables (traced once)
+        q = volume_quadrature(space) if quad is None else quad
+        tables = basis_tables(space, q, kern.has_boundary_terms) if refine else None
+        R0, K, ok = _linear_system(space, kern, bd, quad, primal=not keep, tables=tables)
         if not (keep or refine) and hasattr(solver, "factor_and_solve"):
             # nothing reuses the factorisation: factor, solve and free it in one host call, so
             # that a batch holds one factorisation per host thread instead of one per member
@@ -203,7 +207,7 @@ def _forward(kern, space, bd, quad, solver, opts, x0, keep, lsq=False):
         if refine:
             # the factored solve's refinement may stall on the modes below ε: the outer
             # refinement resolves them, and its own energy rule decides
-            xr, dx = _refined(kern, space, bd, quad, solver, state, K, x, lsq)
+            xr, dx = _refined(kern, space, bd, quad, solver, state, K, x, lsq, tables)
             usable = (code == RESULTS.successful) | (code == RESULTS.refinement_stalled)
             x = jnp.where(usable, xr, x)
             met = converged(K, xr, dx)
@@ -320,12 +324,16 @@ def _diagnose(space, kern, bd, code):
 
 
 @eqx.filter_jit
-def _solve(space, form, params, bd, quad, solver, opts, x0, throw):
-    """The compiled solve: ``(x, info)``, unchecked (``_checked`` raises or warns)."""
+def _solve(space, form, params, bd, quad, solver, opts, x0, throw, diagnose=True):
+    """The compiled solve: ``(x, info)``, unchecked (``_checked`` raises or warns); without
+    ``diagnose`` a datum at fault is not named (an eager caller names it after the call, with
+    ``_diagnosed``: the program then traces no diagnosis that it rarely runs)."""
     kern = bind(form, params, space.components, space.dim, space.q_points.dtype)
     if kern.linear:
         solver = _linear_solver(space, solver)
     x, info = _implicit(kern, space, bd, quad, solver, opts, x0, throw, isinstance(form, L2Fit))
+    if not diagnose:
+        return x, info
     # member by member under vmap: a batched cond evaluates both branches, and the data check
     # then ran for every member of every batch (0.1 s of a 64-member p = 0 batch at 1e4 unknowns);
     # the codes carry no derivative, so the data enter without one
@@ -356,6 +364,7 @@ def _checked(x, info, form, bd, throw: bool):
 # ------------------------------------------------------------------------------ drivers
 
 
+@gc_paused
 def solve(
     space: ManifoldSpace,
     problem: Form,
@@ -454,7 +463,12 @@ def _bucketed_solve(space, form, params, bd, solver, opts, x0, throw):
     bd = pad_boundary_data(bd, view)
     out = _host_solve(view, form, params, bd, solver, x0)
     if out is None:
-        out = _solve(view, form, params, bd, None, solver, opts, x0, throw)
+        eager = not _traced(view, form, params, x0)
+        x, info = _solve(view, form, params, bd, None, solver, opts, x0, throw, diagnose=not eager)
+        if eager and np.isin(np.asarray(info.result), _SUSPECT):
+            code = _diagnosed(view, form, params, bd, info.result)
+            info = eqx.tree_at(lambda i: i.result, info, code)
+        out = x, info
     x, info = out
     x = _checked(x, info, form, bd, throw)
     return cut_back(x, space.n_dofs), info
@@ -576,6 +590,7 @@ def _assemble_jit(space, form, params, bd, state):
     return K, R
 
 
+@gc_paused
 def fit(space: ManifoldSpace, target, params=None, solver=None, *, throw: bool = True) -> Field:
     """Best approximation of ``target`` in ``space``.
 

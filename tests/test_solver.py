@@ -105,7 +105,7 @@ def test_eager_host_solve_is_the_compiled_solve(monkeypatch):
     from nmm import drivers
 
     calls, compiled = [], drivers._solve
-    monkeypatch.setattr(drivers, "_solve", lambda *a: calls.append(1) or compiled(*a))
+    monkeypatch.setattr(drivers, "_solve", lambda *a, **k: calls.append(1) or compiled(*a, **k))
     dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
     V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 1 / 8), dom, degree=0)
     prob = nmm.Poisson(k=lambda x, th: 1 + th * x[0], f=1.0, dirichlet=0.0)
@@ -143,3 +143,10 @@ def test_eager_host_solve_is_the_compiled_solve(monkeypatch):
     np.testing.assert_allclose(u(pts), u_jit(pts), rtol=1e-12, atol=1e-15)
     assert int(u.info.result) == int(u_jit.info.result) == 0
     assert int(u.info.iterations) == int(u_jit.info.iterations)
+
+    # the one program called eagerly (the default dense LU at this size) names a datum at fault
+    # after the call, as the same solve under jit does inside its program
+    with pytest.raises(Exception, match=r"Poisson\.f is not finite at some points"):
+        nmm.solve(V, bad)
+    eager = int(nmm.solve(V, bad, throw=False).info.result)
+    assert eager == int(jax.jit(lambda: nmm.solve(V, bad, throw=False))().info.result) == code
