@@ -8,6 +8,7 @@ around i (its star); its weight is the hat of node i, so the weights sum to one 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import jax.numpy as jnp
@@ -178,7 +179,13 @@ class MathCover:
         edges = np.roll(v, -1, axis=1) - v
         diameter = float(np.max(np.linalg.norm(edges, axis=-1)))
         scale = np.zeros(len(nodes))
-        spread = np.max(np.abs(v[:, None, :, :] - v[:, :, None, :]), axis=(2, 3))  # (n_cells, n_v)
+        # (n_cells, n_v): a vertex's largest coordinate distance to the cell's other vertices,
+        # max_j |v_i - v_j| per axis, which the box's corners attain (the same numbers as the
+        # pairwise differences, without their (n_cells, n_v, n_v, dim) array)
+        corners = list(v.swapaxes(0, 1))  # n_v arrays (n_cells, dim)
+        lo, hi = functools.reduce(np.minimum, corners), functools.reduce(np.maximum, corners)
+        far = np.maximum(v - lo[:, None], hi[:, None] - v)
+        spread = functools.reduce(np.maximum, list(np.moveaxis(far, -1, 0)))
         np.maximum.at(scale, cells.ravel(), spread.ravel())
         if kind == "triangle":
             m = np.concatenate([np.swapaxes(v, 1, 2), np.ones((len(cells), 1, 3))], axis=1)

@@ -15,7 +15,7 @@ import numpy as np
 import shapely
 
 from .covers import cell_weights
-from .topology import rings
+from .topology import _cell_boxes, _ranges, _ring_segments
 
 _TOL = 1e-10
 
@@ -43,8 +43,9 @@ def build(cover, topo) -> Locator:
         return Locator(1, cover.kind, cover.diameter, starts=starts, ends=ends)
     n_elem = topo.n_elem
     cut = np.nonzero(topo.elem_cut)[0]
-    v = cover.nodes[cover.cells[topo.elem_cell]]
-    box = np.concatenate([v.min(axis=1), v.max(axis=1)], axis=1)
+    # a whole element's box is its cell's (the cut keeps the cells' boxes)
+    cell_lo, cell_hi = topo.boxes if topo.boxes is not None else _cell_boxes(None, cover)
+    box = np.concatenate([cell_lo[topo.elem_cell], cell_hi[topo.elem_cell]], axis=1)
     if len(cut):
         box[cut] = shapely.bounds(np.asarray([topo.elem_geom[e] for e in cut], dtype=object))
     lo = box[:, :2].min(axis=0)
@@ -69,14 +70,12 @@ def build(cover, topo) -> Locator:
     table[bucket, slot] = elem
     cut_index = -np.ones(n_elem, np.int64)
     cut_index[cut] = np.arange(len(cut))
-    per_elem = [
-        np.concatenate([np.stack([c[:-1], c[1:]], axis=1) for c in rings(topo.elem_geom[e])])
-        for e in cut
-    ]
-    e_max = max((len(ed) for ed in per_elem), default=1)
-    cut_edges = np.full((max(len(cut), 1), e_max, 2, 2), np.nan)
-    for j, ed in enumerate(per_elem):
-        cut_edges[j, : len(ed)] = ed
+    # the cut elements' ring segments (one vectorised pass), padded per element with NaN
+    a, b, owner = _ring_segments(topo.elem_geom, cut)
+    row = cut_index[owner]
+    count = np.bincount(row, minlength=len(cut))
+    cut_edges = np.full((max(len(cut), 1), max(int(count.max(initial=0)), 1), 2, 2), np.nan)
+    cut_edges[row, _ranges(count)] = np.stack([a, b], axis=1)
     return Locator(
         2,
         cover.kind,

@@ -522,13 +522,15 @@ def _faces_of_cells(cells_idx, cell_polys, shape, cutters, tol, min_area):
 
 def _triangles(geoms, ids):
     """Constrained Delaunay triangles ``(k, 3, 2)`` of the cut elements ``ids`` and their elements."""
-    tris, tri_elem = [np.zeros((0, 3, 2))], [np.zeros(0, np.int64)]
-    for e in ids:
-        parts = shapely.get_parts(shapely.constrained_delaunay_triangles(geoms[e]))
-        t = np.stack([np.asarray(p.exterior.coords)[:3] for p in parts])
-        tris.append(t)
-        tri_elem.append(np.full(len(t), e))
-    return np.concatenate(tris), np.concatenate(tri_elem)
+    ids = np.asarray(ids, np.int64)
+    if len(ids) == 0:
+        return np.zeros((0, 3, 2)), np.zeros(0, np.int64)
+    # one vectorised pass: each triangle's exterior ring is 4 points, the last the first again
+    polys = np.asarray([geoms[e] for e in ids], dtype=object)
+    parts, owner = shapely.get_parts(shapely.constrained_delaunay_triangles(polys), return_index=True)
+    coords, part = shapely.get_coordinates(shapely.get_exterior_ring(parts), return_index=True)
+    first = np.searchsorted(part, np.arange(len(parts)))
+    return coords[first[:, None] + np.arange(3)], ids[owner]
 
 
 def _boundary_pieces(geoms, ids, tiny, dom, tol, diameter, near=None):
@@ -541,9 +543,9 @@ def _boundary_pieces(geoms, ids, tiny, dom, tol, diameter, near=None):
     boundary segments goes to the nearest of the elements ``near`` (default ``ids``), whose field
     extends over it (as the basis of aggregated elements does, nmm.stable.aggregate); crack faces
     are not moved (the nearest element may lie across the crack)."""
-    seg = [np.zeros((0, 2, 2))] + [np.stack([c[:-1], c[1:]], 1) for e in ids for c in rings(geoms[e])]
-    seg_elem = [np.zeros(0, np.int64)] + [np.full(len(c) - 1, e) for e in ids for c in rings(geoms[e])]
-    n_own = sum(len(x) for x in seg)
+    a, b, own = _ring_segments(geoms, ids)
+    seg, seg_elem = [np.stack([a, b], axis=1)], [own]
+    n_own = len(own)
     near = np.asarray(ids if near is None else near)
     if tiny and len(near):
         tree = shapely.STRtree(np.asarray(geoms, dtype=object)[near])
