@@ -28,6 +28,7 @@ from . import stable as _stable
 from .arrays import unique
 from .checks import check_size
 from .covers import MathCover, cell_weights
+from .gc_pause import gc_paused
 from .geometry import Domain
 from .linalg.operator import BlockPattern
 from .locate import Locator, build
@@ -460,6 +461,7 @@ class ManifoldSpace(eqx.Module):
     block_cols: jax.Array
     locator: Locator
 
+    @gc_paused
     def __init__(
         self,
         cover: MathCover,
