@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -474,11 +475,17 @@ def _bucketed_solve(space, form, params, bd, solver, opts, x0, throw):
     return cut_back(x, space.n_dofs), info
 
 
+# JAX's trace state outside every transformation (where nmm is imported)
+_TOP_LEVEL = jax.extend.core.get_opaque_trace_state()
+
+
 def _traced(*trees) -> bool:
-    """Inside a transformation: a traced argument, or a ``jit`` being traced (where even a new
-    constant is a tracer: its arguments may all be closed over)."""
-    leaves = [*jax.tree_util.tree_leaves(trees), jnp.zeros(())]
-    return any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
+    """Inside a transformation: a traced argument, or a trace state other than the top level's
+    (the caller's ``jit``, ``vmap`` or ``grad`` running, with every input of the solve possibly
+    closed over: a form's coefficient ``lambda x: k * x[0]`` with a batched ``k``)."""
+    if jax.extend.core.get_opaque_trace_state() != _TOP_LEVEL:
+        return True
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
 
 
 @eqx.filter_jit

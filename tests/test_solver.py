@@ -150,3 +150,25 @@ def test_eager_host_solve_is_the_compiled_solve(monkeypatch):
         nmm.solve(V, bad)
     eager = int(nmm.solve(V, bad, throw=False).info.result)
     assert eager == int(jax.jit(lambda: nmm.solve(V, bad, throw=False))().info.result) == code
+
+
+def test_solve_inside_a_transformation_with_every_input_closed_over():
+    """A form whose coefficient closes over the batched or differentiated parameter (nothing the
+    solve is given is a tracer) still runs as the caller's transformation: vmap equals a loop and
+    grad equals a central difference, with the host solver (the eager path must not take it) and
+    with the dense LU."""
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 1 / 6), dom, degree=0)
+
+    for solver in ("direct", None):
+
+        def coeffs(k, solver=solver):
+            form = nmm.Poisson(k=lambda x: k * (1 + x[0]), f=1.0, dirichlet=0.0)
+            return nmm.solve(V, form, solver=solver).coeffs
+
+        ks = jnp.array([0.5, 2.5])
+        batch = jax.vmap(coeffs)(ks)
+        np.testing.assert_allclose(batch, np.stack([coeffs(k) for k in ks]), rtol=1e-12, atol=1e-15)
+        g = jax.grad(lambda k: jnp.sum(coeffs(k)))(1.5)
+        fd = (jnp.sum(coeffs(1.5 + 1e-5)) - jnp.sum(coeffs(1.5 - 1e-5))) / 2e-5
+        np.testing.assert_allclose(g, fd, rtol=1e-6)
