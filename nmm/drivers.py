@@ -48,7 +48,7 @@ from .linalg.solve import as_solver, implicit_solve, linear_solve, raise_if_fail
 from .linalg.superlu import SuperLU
 from .locate import find
 from .nonlinear import Newton, newton
-from .parallel import one_by_one_under_vmap
+from .parallel import in_chunks_under_vmap, one_by_one_under_vmap
 from .refine import (
     STABLE_EPS,
     conjugate_gradients,
@@ -227,7 +227,7 @@ def _forward(kern, space, bd, quad, solver, opts, x0, keep, lsq=False):
             jnp.asarray(0, jnp.int32),
             jnp.zeros((0,), R0.dtype),
         )
-        return x, info, state, K
+        return x, _along(info, x), state, K
 
     def residual(x):
         return _assemble(space, kern, bd, x, quad, matrix=False)
@@ -242,7 +242,16 @@ def _forward(kern, space, bd, quad, solver, opts, x0, keep, lsq=False):
     info = SolveInfo(
         out["result"], out["residual"], out["iterations"], cond, out["steps"], out["history"]
     )
-    return x, info, state, None
+    return x, _along(info, x), state, None
+
+
+def _along(info, x):
+    """``info`` with every leaf depending on the solution ``x`` (its values unchanged): under
+    ``vmap`` a leaf is then batched exactly when ``x`` is, in the forward solve and in its
+    derivative rule alike. The two must agree, and the forward solve runs its members in chunks
+    (:func:`chunk_under_vmap`), whose outputs all come back batched."""
+    zero = jnp.sum(x[:0])
+    return jax.tree_util.tree_map(lambda a: a + zero.astype(a.dtype), info)
 
 
 @eqx.filter_custom_jvp
@@ -281,8 +290,27 @@ def _implicit_jvp(primals, tangents):
     return (x, info), (dx, none)
 
 
+# Under vmap on a CPU, forward solves run a chunk of members at a time (a derivative batches as
+# one program): as many as keep a chunk's matrices near this many values, 4 to 32 members. A batch
+# held whole runs at the speed of memory. Measured on the 2-core machine, 64 solves with different
+# coefficients (benchmarks/batch_solve.py, SuperLU, figures in the README): p = 0 with 1e4
+# unknowns (7e4 values a member) was fastest in chunks of 32, p = 8 with 1 125 unknowns (3.6e5)
+# in chunks of 4-8, each ~2x a Python loop where one vmap was 1.3-1.7x.
+CHUNK_VALUES_UNDER_VMAP = 4_000_000
+
+
+def chunk_under_vmap(space) -> int:
+    """Members of a ``vmap`` of solves on ``space`` that a CPU solves at a time."""
+    values = max(space.block_rows.shape[0] * space.block_size**2, 1)
+    return int(np.clip(2 ** np.floor(np.log2(CHUNK_VALUES_UNDER_VMAP / values)), 4, 32))
+
+
 def _primal(primals):
-    kern, space, bd, quad, solver, opts, x0, throw, lsq = primals
+    space = primals[1]
+    return in_chunks_under_vmap(_forward_primal, chunk_under_vmap(space))(*primals)
+
+
+def _forward_primal(kern, space, bd, quad, solver, opts, x0, throw, lsq):
     x, info, _, _ = _forward(kern, space, bd, quad, solver, opts, x0, keep=False, lsq=lsq)
     return x, info
 
