@@ -199,8 +199,10 @@ def in_chunks_under_vmap(fn: Callable, chunk: int) -> Callable:
                 hollow.append(empty)
                 return filled
 
-            size = None if chunk == 1 else min(chunk, axis_size)
-            filled = jax.lax.map(member, mapped, batch_size=size)
+            if 1 < chunk and axis_size <= chunk:  # one chunk: the batched program itself
+                filled = jax.vmap(member)(mapped)
+            else:
+                filled = jax.lax.map(member, mapped, batch_size=_chunk_size(axis_size, chunk))
             batch = lambda a: jnp.zeros((axis_size, *a.shape), a.dtype)  # noqa: E731
             out = eqx.combine(filled, jax.tree_util.tree_map(batch, hollow[-1]))
             return out, jax.tree_util.tree_map(lambda _: True, out)
@@ -208,6 +210,16 @@ def in_chunks_under_vmap(fn: Callable, chunk: int) -> Callable:
         return batched_call(*leaves)
 
     return wrapped
+
+
+def _chunk_size(n: int, chunk: int) -> int | None:
+    """``lax.map``'s ``batch_size`` for ``n`` members in chunks of at most ``chunk``: the largest
+    divisor of ``n`` from ``chunk / 2`` up, else ``chunk`` (a remainder is a second program to
+    compile); ``None`` (one by one) for chunks of one."""
+    if chunk == 1:
+        return None
+    fits = [d for d in range(chunk, max(chunk // 2, 1) - 1, -1) if n % d == 0]
+    return fits[0] if fits else chunk
 
 
 def one_by_one_under_vmap(fn: Callable) -> Callable:

@@ -252,6 +252,27 @@ def test_one_by_one_under_vmap_is_vmap():
     np.testing.assert_allclose(nested["y"][1], jax.vmap(f, in_axes=(0, None, None))(2 * x, a, 0.5)["y"])
 
 
+def test_in_chunks_under_vmap_is_vmap():
+    """Members in chunks under vmap: the values of vmap for a batch within one chunk, a batch of
+    whole chunks, and one with a remainder, with an empty output (rebuilt outside the loop) and
+    an unbatched one."""
+    from nmm.parallel import _chunk_size, in_chunks_under_vmap
+
+    def f(x, a):
+        return {"y": jnp.sin(x) * a, "s": jnp.sum(x * a), "empty": jnp.zeros((0,)), "c": a[0]}
+
+    g = in_chunks_under_vmap(f, 4)
+    a = jnp.array([1.0, 2.0, 3.0])
+    assert (_chunk_size(9, 4), _chunk_size(7, 4), _chunk_size(3, 1)) == (3, 4, None)
+    for n in (3, 8, 9, 7):  # one chunk; chunks of 4; of 3; of 4 and a remainder of 3
+        x = jnp.arange(3.0 * n).reshape(n, 3)
+        want = jax.vmap(f, in_axes=(0, None))(x, a)
+        got = jax.jit(jax.vmap(g, in_axes=(0, None)))(x, a)
+        assert got["empty"].shape == (n, 0) and got["c"].shape == (n,)
+        for k in ("y", "s"):
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-15)
+
+
 def test_batched_p0_solves_with_member_by_member_assembly_match_the_loop():
     """A p = 0 space over the one-by-one threshold (vmap assembles member by member, the fused
     SuperLU call factors and solves each member): values and vmap(grad) equal the loop's, and a
