@@ -154,9 +154,9 @@ def test_eager_host_solve_is_the_compiled_solve(monkeypatch):
 
 def test_solve_inside_a_transformation_with_every_input_closed_over():
     """A form whose coefficient closes over the batched or differentiated parameter (nothing the
-    solve is given is a tracer) still runs as the caller's transformation: vmap equals a loop and
-    grad equals a central difference, with the host solver (the eager path must not take it) and
-    with the dense LU."""
+    solve is given is a tracer) still runs as the caller's transformation: vmap equals a loop with
+    the host solver (the eager path must not take it) and with the dense LU, and grad equals a
+    central difference with the host solver."""
     dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
     V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, 1 / 6), dom, degree=0)
 
@@ -169,6 +169,7 @@ def test_solve_inside_a_transformation_with_every_input_closed_over():
         ks = jnp.array([0.5, 2.5])
         batch = jax.vmap(coeffs)(ks)
         np.testing.assert_allclose(batch, np.stack([coeffs(k) for k in ks]), rtol=1e-12, atol=1e-15)
-        g = jax.grad(lambda k: jnp.sum(coeffs(k)))(1.5)
-        fd = (jnp.sum(coeffs(1.5 + 1e-5)) - jnp.sum(coeffs(1.5 - 1e-5))) / 2e-5
-        np.testing.assert_allclose(g, fd, rtol=1e-6)
+        if solver == "direct":  # the path whose eager branch converted a tracer (one grad: compile)
+            g = jax.grad(lambda k: jnp.sum(coeffs(k)))(1.5)
+            fd = (jnp.sum(coeffs(1.5 + 1e-5)) - jnp.sum(coeffs(1.5 - 1e-5))) / 2e-5
+            np.testing.assert_allclose(g, fd, rtol=1e-6)
