@@ -12,7 +12,9 @@ def unique(a) -> np.ndarray:
     10-20x slower on this project's keys: 1.8e6 int64 cover-pair keys of a 1e5-cell cover,
     1.1-2.0 s against 0.11-0.12 s for the sort (2-core development machine), half of building a
     p = 0 space at 1e5 unknowns."""
-    s = np.sort(np.asarray(a).reshape(-1))
+    # stable: timsort finds the runs of element-ordered keys (0.015 s against 0.10 s for the
+    # default sort on the keys above; about equal on shuffled keys)
+    s = np.sort(np.asarray(a).reshape(-1), kind="stable")
     if s.size == 0:
         return s
     keep = np.empty(s.size, bool)
