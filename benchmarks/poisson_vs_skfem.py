@@ -78,6 +78,8 @@ NMM_SOLVERS = {
     "cg": "nmm cg: JAX CG + block-Jacobi, rtol=1e-10",
     "amg": "nmm amg: JAX CG + smoothed-aggregation AMG V-cycle (nmm.linalg.AMG), rtol=1e-10; its "
     "host setup (once per space) is in the geometry column",
+    "cholesky": "nmm cholesky: nmm.linalg.Cholesky() (CHOLMOD through cvxopt, the extra "
+    "nmm[cholmod]) + the same iterative refinement; set by solver=, not the default",
 }
 
 
@@ -194,6 +196,7 @@ def run_nmm(n: int, p: int, solver: str, reps: int, e2e: bool) -> dict:
         "direct": nmm.linalg.SuperLU(),
         "cg": nmm.linalg.CG(rtol=1e-10, max_iter=20000),
         "amg": nmm.linalg.AMG(rtol=1e-10),
+        "cholesky": nmm.linalg.Cholesky() if solver == "cholesky" else None,
     }[solver]
 
     # first solve, as a user meets it: nothing compiled yet in this process
@@ -841,6 +844,8 @@ def main_cases(sizes: list[float], reps_small: int, with_cg: bool) -> list[dict]
             p = 0 if order == 1 else 2
             n = nmm_n_for(size, p)
             solvers = ["direct", "cg", "amg"] if (p == 0 and with_cg) else ["direct"]
+            if _has_cvxopt():
+                solvers.append("cholesky")
             for solver in solvers:
                 specs.append(
                     {
@@ -855,6 +860,13 @@ def main_cases(sizes: list[float], reps_small: int, with_cg: bool) -> list[dict]
                     }
                 )
     return specs
+
+
+def _has_cvxopt() -> bool:
+    """The Cholesky rows need the optional cvxopt (``nmm[cholmod]``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("cvxopt") is not None
 
 
 def sweep_cases(quick: bool, max_dofs: float, reps_small: int) -> list[dict]:

@@ -42,6 +42,7 @@ from .forms.fit import L2Fit
 from .gc_pause import gc_paused
 from .kernels import bind, data_names
 from .linalg.amg import AMG
+from .linalg.cholmod import Cholesky
 from .linalg.dense import DenseLU
 from .linalg.results import RESULTS, check_on_host, settle, warn_if_flagged, worst
 from .linalg.solve import as_solver, implicit_solve, linear_solve, raise_if_failed, solve_with
@@ -50,6 +51,7 @@ from .locate import find
 from .nonlinear import Newton, newton
 from .parallel import in_chunks_under_vmap, one_by_one_under_vmap
 from .refine import (
+    RTOL,
     STABLE_EPS,
     conjugate_gradients,
     converged,
@@ -65,8 +67,8 @@ from .space import ManifoldSpace
 def _linear_solver(space, solver):
     """The solver of a linear solve: on stable spaces the default SuperLU or DenseLU factors
     with the smaller perturbation ε that they take (:mod:`nmm.refine`)."""
-    if space.stable and solver == SuperLU():
-        return SuperLU(eps=STABLE_EPS)
+    if space.stable and type(solver) in (SuperLU, Cholesky) and solver == type(solver)():
+        return type(solver)(eps=STABLE_EPS)
     if space.stable and solver == DenseLU():
         return DenseLU(eps=STABLE_EPS)
     return solver
@@ -415,9 +417,10 @@ def solve(
         problem: the form with its boundary data.
         params: optional pytree passed to every plain data callable as ``fn(x, params)``.
         solver: ``None`` (default: :func:`default_solver`, dense LU in JAX up to 512 unknowns,
-            SuperLU above), ``"direct"`` (SuperLU), ``"cg"``, ``"amg"``, ``"petsc"``, a
+            SuperLU above), ``"direct"`` (SuperLU), ``"cholesky"`` (CHOLMOD: the extra
+            ``nmm[cholmod]``), ``"cg"``, ``"amg"``, ``"petsc"``, a
             :class:`SolverOptions` or a solver object (``nmm.linalg.SuperLU()``, ``CG()``,
-            ``AMG()``, ``BiCGStab()``, ``DenseLU()``, ``PETSc()``).
+            ``Cholesky()``, ``AMG()``, ``BiCGStab()``, ``DenseLU()``, ``PETSc()``).
         newton: :class:`nmm.Newton` options for nonlinear forms.
         x0: initial guess ``(n_dofs,)`` for Newton (default zero).
         throw: raise on failure (default); with ``False`` the result code is in
@@ -542,7 +545,6 @@ def _residual_of(space, form, params, bd, x, tables):
 
 
 _energy_of = eqx.filter_jit(lambda K, x, dx: energy(K)(x, dx))
-_converged = eqx.filter_jit(converged)
 
 
 def _host_solve(space, form, params, bd, solver, x0):
@@ -572,15 +574,21 @@ def _host_solve(space, form, params, bd, solver, x0):
     if np.isin(code, _SUSPECT):  # traced back to the datum at fault (a program of its own)
         code = _diagnosed(space, form, params, bd, code)
     dtype = R0.dtype
+    # device_put of numpy values: jnp.asarray of a Python or numpy scalar compiles a small
+    # program per process
     info = SolveInfo(
-        jnp.asarray(code, jnp.int32),
-        jnp.asarray(res, dtype),
-        jnp.asarray(its, dtype),
-        jnp.asarray(cond, dtype),
-        jnp.asarray(0, jnp.int32),
-        jnp.zeros((0,), dtype),
+        *jax.device_put(
+            (
+                np.asarray(code, np.int32),
+                np.asarray(res, dtype),
+                np.asarray(its, dtype),
+                np.asarray(cond, dtype),
+                np.asarray(0, np.int32),
+                np.zeros((0,), dtype),
+            )
+        )
     )
-    return jnp.asarray(x, dtype), info
+    return jax.device_put(np.asarray(x, dtype)), info
 
 
 def _host_refined(space, form, params, bd, solver, K, b, basis):
@@ -591,15 +599,18 @@ def _host_refined(space, form, params, bd, solver, K, b, basis):
     f = preconditioner(solver).factor_on_host(K)
     x, res, its, code = f.solve(b)
     if code in (RESULTS.successful, RESULTS.refinement_stalled):
+        # the iterate stays in numpy, the residual and the energy are compiled programs
         xr, dx = stationary(
             lambda c: _residual_of(space, form, params, bd, c, basis),
-            lambda r: jnp.asarray(f.solve(r)[0]),
-            lambda c, d: _energy_of(K, c, d),
-            jnp.asarray(x),
+            lambda r: f.solve(r)[0],
+            lambda c, d: float(_energy_of(K, c, d)),
+            np.asarray(x),
             loop=python_while,
         )
         x = xr
-        code = RESULTS.successful if bool(_converged(K, xr, dx)) else RESULTS.refinement_stalled
+        # converged(): the energy of the last correction within RTOL
+        done = float(_energy_of(K, xr, dx)) <= RTOL
+        code = RESULTS.successful if done else RESULTS.refinement_stalled
     return x, code, res, its, f.condition
 
 

@@ -38,6 +38,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .assembly import basis_at, interpolate
 from .linalg.dense import DenseLU
@@ -94,9 +95,12 @@ def stationary(residual, precondition, energy, x, steps: int = STEPS, tol: float
         x = x - dx
         return k + 1, x, dx, energy(x, dx)
 
-    inf = jnp.asarray(jnp.inf, x.dtype)
+    # numpy for an eager loop's host iterate: a jnp operation on concrete values compiles a small
+    # program per process
+    xp = np if isinstance(x, np.ndarray) else jnp
+    inf = xp.asarray(np.inf, x.dtype)
     loop = jax.lax.while_loop if loop is None else loop
-    _, x, dx, _ = loop(cond, step, (0, x, jnp.zeros_like(x), inf))
+    _, x, dx, _ = loop(cond, step, (0, x, xp.zeros_like(x), inf))
     return x, dx
 
 

@@ -55,8 +55,12 @@ def test_a_space_of_the_same_bucket_does_not_recompile(solver):
     pts = jnp.array([[0.1, 0.2], [0.3, 0.8], [0.9, 0.45], [0.55, 0.35]])
     field = nmm.Field(V2, x)
     np.testing.assert_allclose(np.asarray(u2(pts)), np.asarray(field(pts)), rtol=0, atol=1e-11)
-    if solver == "direct":  # the same sparse factorisation: the same coefficients
-        np.testing.assert_allclose(np.asarray(u2.coeffs), np.asarray(x), rtol=0, atol=1e-11)
+    # and the padded solve's coefficients solve the space's own system (the coefficients of a
+    # stable p = 2 space are unique only up to rounding in its near-null directions: two solves
+    # of one system, eager and compiled, differed there by 4e-6 while the fields agree to 1e-11)
+    K, R = nmm.assemble(V2, prob)
+    r = np.asarray(K.mv(u2.coeffs) + R)
+    assert np.linalg.norm(r) <= 1e-10 * np.linalg.norm(np.asarray(R))
     assert float(nmm.errors(u2, exact)["L2"]) < 1e-4
 
 

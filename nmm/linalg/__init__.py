@@ -4,7 +4,8 @@
   ``mv``, ``T``, ``to_scipy``, ``to_bcoo``, ``to_dense``.
 * Solver objects with ``init(operator) -> state`` (the factorisation or preconditioner),
   ``solve(state, b)`` and ``transpose_solve(state, b)``: :class:`SuperLU` (host, direct, the
-  default), :class:`CG` and :class:`BiCGStab` (JAX, block-Jacobi), :class:`AMG` (JAX, CG with a
+  default), :class:`Cholesky` (optional: CHOLMOD through cvxopt, SuperLU's refinement around
+  it), :class:`CG` and :class:`BiCGStab` (JAX, block-Jacobi), :class:`AMG` (JAX, CG with a
   smoothed-aggregation multigrid V-cycle), :class:`DenseLU` (JAX, small systems, batched),
   :class:`PETSc` (optional: PETSc's Krylov solvers and multigrid, MPI-parallel). An
   accelerator sparse direct backend is one more class with these methods.
@@ -14,6 +15,7 @@
 """
 
 from .amg import AMG as AMG
+from .cholmod import Cholesky as Cholesky
 from .dense import DenseLU as DenseLU
 from .iterative import CG as CG
 from .iterative import BiCGStab as BiCGStab
@@ -42,6 +44,7 @@ __all__ = [
     "Solution",
     "SolverOptions",
     "SuperLU",
+    "Cholesky",
     "CG",
     "AMG",
     "BiCGStab",

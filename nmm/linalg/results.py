@@ -101,10 +101,12 @@ class RESULTS:
 
 
 def worst(*codes):
-    """The first non-zero code of several (elementwise), as int32."""
-    out = jnp.asarray(codes[0], jnp.int32)
+    """The first non-zero code of several (elementwise), as int32: in numpy where none is traced
+    (an eager solve's host codes: a jnp operation would compile a small program per process)."""
+    xp = jnp if any(isinstance(c, jax.core.Tracer) for c in codes) else np
+    out = xp.asarray(codes[0], xp.int32)
     for c in codes[1:]:
-        out = jnp.where(out == 0, jnp.asarray(c, jnp.int32), out)
+        out = xp.where(out == 0, xp.asarray(c, xp.int32), out)
     return out
 
 

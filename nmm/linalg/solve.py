@@ -75,8 +75,13 @@ def as_solver(solver):
             from .petsc import PETSc
 
             return PETSc()
+        if solver == "cholesky":  # optional (cvxopt): the same
+            from .cholmod import Cholesky
+
+            return Cholesky()
         raise ValueError(
-            f"solver must be one of {(*SOLVERS, 'amg', 'petsc')} or a solver object, got {solver!r}"
+            f"solver must be one of {(*SOLVERS, 'amg', 'petsc', 'cholesky')} or a solver object, "
+            f"got {solver!r}"
         )
     if isinstance(solver, SolverOptions):
         if solver.method == "direct":
@@ -85,8 +90,8 @@ def as_solver(solver):
     if isinstance(solver, SOLVER_TYPES) or (hasattr(solver, "init") and hasattr(solver, "solve")):
         return solver
     raise TypeError(
-        "solver must be 'direct', 'cg', 'amg', 'petsc', nmm.SolverOptions or a solver object "
-        f"(nmm.linalg.SuperLU, CG, AMG, BiCGStab, DenseLU, PETSc), got {solver!r}"
+        "solver must be 'direct', 'cg', 'amg', 'petsc', 'cholesky', nmm.SolverOptions or a solver "
+        f"object (nmm.linalg.SuperLU, Cholesky, CG, AMG, BiCGStab, DenseLU, PETSc), got {solver!r}"
     )
 
 

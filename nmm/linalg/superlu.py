@@ -197,15 +197,7 @@ def _lu(a: sp.csc_matrix, factored: sp.csc_matrix, s, symmetric: bool, opts: Sup
     against."""
     n = a.shape[0]
     FACTORS.count_one()
-    if symmetric:
-        lu = spla.splu(
-            factored,
-            permc_spec="MMD_AT_PLUS_A",
-            diag_pivot_thresh=0.0,
-            options={"SymmetricMode": True},
-        )
-    else:  # partial pivoting: a non-symmetric matrix may need it
-        lu = spla.splu(factored, permc_spec="COLAMD")
+    lu = opts.factorize(factored, symmetric)
     cond = -1.0
     if opts.condition:
         inv = spla.LinearOperator(
@@ -556,7 +548,18 @@ class SuperLU(eqx.Module):
 
     def _opts(self, block_size: int) -> SuperLU:
         drop = self.drop_roundoff if self.drop_roundoff is not None else block_size == 1
-        return SuperLU(self.eps, self.rtol, int(self.max_iter), self.condition, drop)
+        return type(self)(self.eps, self.rtol, int(self.max_iter), self.condition, drop)
+
+    def factorize(self, a: sp.csc_matrix, symmetric: bool):
+        """The factorisation of the scaled, perturbed ``a`` (host): an object with
+        ``solve(b, trans="N" | "T")`` and ``nnz``. Raises ``RuntimeError`` where ``a`` is
+        exactly singular."""
+        if symmetric:
+            return spla.splu(
+                a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
+            )
+        # partial pivoting: a non-symmetric matrix may need it
+        return spla.splu(a, permc_spec="COLAMD")
 
     def init(self, operator: BlockCSR, release: SuperLUState | None = None) -> SuperLUState:
         """Factor ``operator``; ``release``: a state this one replaces, whose factor is freed."""
