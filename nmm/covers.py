@@ -188,13 +188,25 @@ class MathCover:
         spread = functools.reduce(np.maximum, list(np.moveaxis(far, -1, 0)))
         np.maximum.at(scale, cells.ravel(), spread.ravel())
         if kind == "triangle":
-            m = np.concatenate([np.swapaxes(v, 1, 2), np.ones((len(cells), 1, 3))], axis=1)
-            data = np.linalg.inv(m).reshape(len(cells), 9)
+            data = _barycentric_maps(v).reshape(len(cells), 9)
         else:
             lo, hi = v.min(axis=1), v.max(axis=1)
             data = np.concatenate([lo, hi - lo], axis=1)
         h = diameter if h is None else h
         return cls(kind, nodes, cells.astype(np.int64), h, scale, data, diameter)
+
+
+def _barycentric_maps(v):
+    """Rows ``(a_i, b_i, c_i)`` of the barycentric coordinates λ_i(x) = a_i x + b_i y + c_i of
+    triangles ``v (n, 3, 2)``: the inverse of [[x_0 x_1 x_2], [y_0 y_1 y_2], [1 1 1]] in closed
+    form (cofactors over the determinant, twice the signed area), which ``np.linalg.inv`` computed
+    matrix by matrix in 0.07 s for 2e5 cells."""
+    x, y = v[..., 0], v[..., 1]
+    xj, yj = np.roll(x, -1, axis=1), np.roll(y, -1, axis=1)  # vertex i + 1
+    xk, yk = np.roll(x, -2, axis=1), np.roll(y, -2, axis=1)  # vertex i + 2
+    det = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
+    rows = np.stack([yj - yk, xk - xj, xj * yk - xk * yj], axis=-1)
+    return rows / det[:, None, None]
 
 
 def cell_weights(kind: str, cell_data, x):
