@@ -95,9 +95,11 @@ def volume_function(form: Form, params, n: int, dim: int):
     def fn(x, u, du):
         uu, dd = (u[0], du[0]) if scalar else (u, du)
         if form.is_variational and type(form).residual is Form.residual:
-            w = form.energy(x, uu, dd, params)
-            if jnp.shape(w) != ():
-                raise ValueError(f"{name}.energy must return a scalar, got shape {jnp.shape(w)}")
+            # the shape alone (eval_shape): an evaluation here would stay in the kernel's jaxpr,
+            # dead code that every use of the kernel traces again
+            w = jax.eval_shape(lambda *a: form.energy(*a, params), x, uu, dd)
+            if w.shape != ():
+                raise ValueError(f"{name}.energy must return a scalar, got shape {w.shape}")
         r0, r1 = form.residual(x, uu, dd, params)
         e0, e1 = ((), (dim,)) if scalar else ((n,), (n, dim))
         if jnp.shape(r0) != e0 or jnp.shape(r1) != e1:
