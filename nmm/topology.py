@@ -18,6 +18,7 @@ in one piece, as in Shi (1991).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,8 +105,13 @@ def _near_lines(lo: np.ndarray, hi: np.ndarray, seg: np.ndarray, dist: float) ->
 
 def _polygon_areas(v: np.ndarray) -> np.ndarray:
     """Areas of convex cells ``v (n, n_v, 2)`` (shoelace)."""
-    x, y = v[..., 0], v[..., 1]
-    return 0.5 * np.abs(np.sum(x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y, axis=1))
+    # vertex by vertex, summed in the order of ``np.sum(..., axis=1)`` (a sum over the short
+    # vertex axis of (n, n_v) arrays took 17 ms at 2e5 cells)
+    n_v = v.shape[1]
+    terms = [
+        v[:, k, 0] * v[:, (k + 1) % n_v, 1] - v[:, (k + 1) % n_v, 0] * v[:, k, 1] for k in range(n_v)
+    ]
+    return 0.5 * np.abs(functools.reduce(np.add, terms))
 
 
 @dataclass(frozen=True, eq=False)
@@ -470,8 +476,10 @@ def _cell_boxes(prev, mc):
     """Lower and upper corners ``(n_cells, 2)`` of the cells' bounding boxes (cached)."""
     if prev is not None and prev.boxes is not None:
         return prev.boxes
-    v = mc.nodes[mc.cells]
-    return v.min(axis=1), v.max(axis=1)
+    # vertex by vertex: a min/max over the short middle axis of (n_cells, n_v, 2) took 35 ms
+    # at 2e5 cells, elementwise minima of the vertices' (n_cells, 2) arrays a few
+    corners = [mc.nodes[mc.cells[:, k]] for k in range(mc.cells.shape[1])]
+    return functools.reduce(np.minimum, corners), functools.reduce(np.maximum, corners)
 
 
 def _interior_edges(prev, cells):
@@ -503,21 +511,31 @@ def _crack_chains(cracks):
 def _faces_of_cells(cells_idx, cell_polys, shape, cutters, tol, min_area):
     """Elements of the cells ``cells_idx`` (polygons ``cell_polys``), all treated as cut: their
     faces (oriented), their cells, and the faces too small to integrate on."""
-    geoms, elem_cell, tiny = [], [], []
     clipped = shapely.intersection(cell_polys, shape)
-    for c, poly, piece in zip(cells_idx, cell_polys, clipped, strict=True):
-        if piece.is_empty:
-            continue
-        faces = _split_cell(piece, poly, cutters, 1e-2 * tol)
-        tiny += [
-            shapely.geometry.polygon.orient(f, 1.0)
-            for f in faces
-            if 0.0 < f.area <= min_area and f.geom_type == "Polygon"
-        ]
-        faces = [shapely.geometry.polygon.orient(f, 1.0) for f in faces if f.area > min_area]
-        geoms += faces
-        elem_cell += [c] * len(faces)
-    return geoms, np.asarray(elem_cell, np.int64), tiny
+    split = np.zeros(len(clipped), bool)  # cells that a crack crosses: faces by polygonize
+    if cutters is not None:
+        split = shapely.intersects(clipped, cutters)
+    # the others in one vectorised pass: their faces are their pieces' parts (snapped to the
+    # cracks as _split_cell does)
+    parts, owner = shapely.get_parts(clipped[~split], return_index=True)
+    owner = np.nonzero(~split)[0][owner]
+    if cutters is not None:
+        parts = shapely.snap(parts, cutters, 1e-2 * tol)
+    faces = list(parts)
+    for k in np.nonzero(split)[0]:
+        more = _split_cell(clipped[k], cell_polys[k], cutters, 1e-2 * tol)
+        faces += more
+        owner = np.concatenate([owner, np.full(len(more), k)])
+    order = np.argsort(owner, kind="stable")  # cell by cell, each cell's faces in their order
+    faces, owner = np.asarray(faces, dtype=object)[order], owner[order]
+    if len(faces) == 0:
+        return [], np.zeros(0, np.int64), []
+    area = shapely.area(faces)
+    polygon = shapely.get_type_id(faces) == shapely.GeometryType.POLYGON
+    keep, small = area > min_area, (area > 0.0) & (area <= min_area) & polygon
+    tiny = list(shapely.orient_polygons(faces[small]))
+    geoms = list(shapely.orient_polygons(faces[keep]))
+    return geoms, np.asarray(cells_idx, np.int64)[owner[keep]], tiny
 
 
 def _triangles(geoms, ids):
@@ -592,7 +610,9 @@ def _cut_2d(mc: MathCover, dom: Domain) -> Topology:
     near = np.nonzero(_near_lines(lo, hi, np.concatenate([bnd_seg, crack_seg]), tol))[0]
     far = np.ones(n_cells, bool)
     far[near] = False
-    centre = nodes[cells[far]].mean(axis=1)
+    # the centroid vertex by vertex (the same sums as ``mean(axis=1)``, which was slow over the
+    # short vertex axis: 22 ms at 2e5 cells)
+    centre = functools.reduce(np.add, [nodes[cells[far, k]] for k in range(n_v)]) / n_v
     inside = np.zeros(n_cells, bool)
     inside[far] = shapely.contains_xy(shape, centre[:, 0], centre[:, 1])
 

@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from ..arrays import unique_inverse
 from .operator import BlockCSR
 from .results import RESULTS
 
@@ -135,7 +136,7 @@ class _Layout:
 
     def __init__(self, i: np.ndarray, j: np.ndarray, n: int):
         diag = np.arange(n)
-        keys, slot = np.unique(np.concatenate([j * n + i, diag * n + diag]), return_inverse=True)
+        keys, slot = unique_inverse(np.concatenate([j * n + i, diag * n + diag]))
         self.n = n
         self.slot = slot[: len(i)]  # the CSC place of each entry
         self.diag = slot[len(i) :]  # the place of each diagonal entry
