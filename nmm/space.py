@@ -14,6 +14,7 @@ ordered (vertex, component, term).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import equinox as eqx
@@ -25,7 +26,7 @@ import shapely
 from . import basis as _basis
 from . import enrich as _enrich
 from . import stable as _stable
-from .arrays import unique
+from .arrays import unique_inverse
 from .checks import check_size
 from .covers import MathCover, cell_weights
 from .gc_pause import gc_paused
@@ -561,7 +562,15 @@ class ManifoldSpace(eqx.Module):
         cells = cover.cells[basis_cell]
         dofs = (ec[:, :, None, None] * nc + np.arange(nc)[:, None]) * nt + np.arange(nt)
         v = cover.nodes[cells]
-        elem_h = np.max(np.linalg.norm(np.roll(v, -1, axis=1) - v, axis=-1), axis=1)
+        # the longest edge, edge by edge (the same numbers as a norm over rolled vertices, which
+        # reduced over short axes of (n, n_v, 2) arrays: 19 ms at 2e5 elements)
+        n_v = cells.shape[1]
+        edges = [v[:, (k + 1) % n_v] - v[:, k] for k in range(n_v)]
+        lengths = [
+            np.sqrt(functools.reduce(np.add, [e[:, d] * e[:, d] for d in range(cover.dim)]))
+            for e in edges
+        ]
+        elem_h = functools.reduce(np.maximum, lengths)
 
         # block structure: unique (cover_i, cover_j) pairs over all elements (and, for extended
         # fluxes, over boundary pieces' element × flux element), in CSR order
@@ -575,10 +584,12 @@ class ManifoldSpace(eqx.Module):
             fe = pairs(ec[donors], ec[topo.bnd_elem])
         else:
             ef = fe = np.zeros((0, n_v * n_v), np.int64)
-        keys = unique(np.concatenate([elem_keys.ravel(), ef.ravel(), fe.ravel()]))
+        # the distinct keys and each key's place among them, by one stable argsort
+        keys, place = unique_inverse(np.concatenate([elem_keys.ravel(), ef.ravel(), fe.ravel()]))
         rows, cols = keys // n_cov, keys % n_cov
         indptr = np.searchsorted(rows, np.arange(n_cov + 1))
-        blocks_of = lambda k: np.searchsorted(keys, k).reshape(len(k), n_v, n_v)  # noqa: E731
+        ends = np.cumsum([elem_keys.size, ef.size, fe.size])
+        elem_blocks, ef_blocks, fe_blocks = (p.reshape(-1, n_v, n_v) for p in np.split(place, ends[:-1]))
 
         self.host = HostData(cover, domain, topo, BlockPattern(indptr, cols))
         arrays = {
@@ -587,7 +598,7 @@ class ManifoldSpace(eqx.Module):
             "elem_center": cover.nodes[cells],
             "elem_scale": cover.node_scale[cells],
             "elem_h": elem_h,
-            "elem_blocks": blocks_of(elem_keys),
+            "elem_blocks": elem_blocks,
             "q_points": qp,
             "q_weights": qw,
             "q_elem": q_elem,
@@ -596,7 +607,7 @@ class ManifoldSpace(eqx.Module):
             "b_elem": topo.bnd_elem,
             "b_flux": donors,
             # blocks of (element cover, flux-element cover) pairs of each boundary piece
-            "b_blocks": np.stack([blocks_of(ef), blocks_of(fe)], axis=1),
+            "b_blocks": np.stack([ef_blocks, fe_blocks], axis=1),
             "b_normal": topo.bnd_normal,
             "b_crack": topo.bnd_crack,
             "block_rows": rows,

@@ -77,7 +77,11 @@ def support_boxes(simplices, simplex_elem, elem_covers, n_cover, q_points, q_wei
     d = q_points[:, None] - mean[cov][:, :, None]  # (S, n_v, Q, dim)
     m2 = np.zeros((n_cover, dim, dim))
     np.add.at(m2, cov.ravel(), np.einsum("sq,svqi,svqj->svij", q_weights, d, d).reshape(-1, dim, dim))
-    _, rot = np.linalg.eigh(m2)  # principal axes (columns)
+    # principal axes (columns), of the covers that hold simplices here (the others keep the
+    # identity: most covers when only the cut elements' boxes are asked for)
+    held = np.nonzero(m0 > 0)[0]
+    rot = np.broadcast_to(np.eye(dim), m2.shape).copy()
+    rot[held] = np.linalg.eigh(m2[held])[1]
     eye = np.broadcast_to(np.eye(dim), rot.shape)
     vert_covers = elem_covers[simplex_elem]  # (n_s, n_v)
 
