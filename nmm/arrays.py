@@ -32,6 +32,8 @@ def unique_inverse(a) -> tuple[np.ndarray, np.ndarray]:
     keep = np.empty(s.size, bool)
     keep[:1] = True
     np.not_equal(s[1:], s[:-1], out=keep[1:])
+    place = np.cumsum(keep)
+    place -= 1  # in place: fresh memory is slow to touch in a new process (page faults)
     inverse = np.empty(s.size, np.int64)
-    inverse[order] = np.cumsum(keep) - 1
+    inverse[order] = place
     return s[keep], inverse
