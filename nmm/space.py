@@ -706,6 +706,10 @@ class ManifoldSpace(eqx.Module):
         w, dw = cell_weights(self.kind, self.elem_cell_data[elem], x)
         if self.stable:
             return self._stable_basis(elem, x, w, dw)
+        if self.degree == 0:  # constant cover functions: the basis is the partition of unity
+            # (the same values as below, w · 1 and ∇w · 1 + w · 0, without tracing the cover
+            # functions: 120 equations of a p = 0 solve's program, traced on every first call)
+            return w, dw
         center, scale = self.elem_center[elem], self.elem_scale[elem]
         xi = (x[None, :] - center) / scale[:, None]
         psi, dpsi = jax.vmap(lambda z: _basis.cover_functions(z, self.degree, self.basis))(xi)
