@@ -261,3 +261,22 @@ def test_a_clamped_edge_that_is_one_boundary_piece_fixes_rigid_motions():
     assert int(u.info.result) == 0
     with pytest.raises(ValueError, match="dirichlet_on applies to plain Dirichlet data"):
         nmm.solve(V, nmm.Elasticity(dirichlet=clamp, dirichlet_on=lambda p: p[:, 0] < 1e-9))
+
+
+@pytest.mark.parametrize(
+    "k",
+    [2.5, np.array([[2.0, 0.3], [0.3, 1.0]]), lambda x: jnp.array([[1.0 + x[0], 0.4], [-0.2, 2.0]])],
+)
+def test_poisson_residual_is_the_gradient_of_its_energy(k):
+    """Poisson's closed-form residual (it skips autodiff of the energy to trace less) equals the
+    energy's gradient, for a scalar, a symmetric matrix and a non-symmetric callable k, whose
+    energy sees only the symmetric part."""
+    prob = nmm.Poisson(k=k, c=lambda x: 0.5 + x[1] ** 2, f=lambda x: jnp.sin(3 * x[0]))
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        x, u, du = jnp.asarray(rng.random(2)), jnp.asarray(rng.random()), jnp.asarray(rng.random(2))
+        got = prob.residual(x, u, du, None)
+        want = jax.grad(prob.energy, argnums=(1, 2))(x, u, du, None)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-14, atol=1e-15)
+    assert prob.is_symmetric and prob.is_variational
