@@ -48,7 +48,19 @@ def test_cholesky_is_superlu_in_values_gradients_and_vmap(degree, stable):
     pytest.importorskip("cvxopt")
     V, prob, exact = _problem(0.1, degree, stable)
     u_ref = nmm.solve(V, prob, solver="direct")
-    u = nmm.solve(V, prob, solver="cholesky")
+    made = []  # CHOLMOD factors the system itself (no fallback to LU)
+    real = _cholmod_module._CholmodFactor.__init__
+
+    def counting(self, a):
+        real(self, a)
+        made.append(a.shape[0])
+
+    _cholmod_module._CholmodFactor.__init__ = counting
+    try:
+        u = nmm.solve(V, prob, solver="cholesky")
+    finally:
+        _cholmod_module._CholmodFactor.__init__ = real
+    assert made, "the solve fell back to LU"
     assert int(u.info.result) == 0
     pts = jnp.array([[0.3, 0.2], [0.7, 0.2], [0.5, 0.9]])
     np.testing.assert_allclose(np.asarray(u(pts)), np.asarray(u_ref(pts)), rtol=1e-9)
@@ -94,6 +106,9 @@ def test_cholesky_falls_back_to_lu_where_it_does_not_apply():
         np.testing.assert_allclose(a @ x, b, atol=1e-10 * np.linalg.norm(b))
     f = _factor(lap.tocsc(), True, nmm.linalg.Cholesky()._opts(1))
     assert isinstance(f.lu, _cholmod_module._CholmodFactor)
+    B = rng.standard_normal((n, 3))  # several right-hand sides, as SuperLU's solve takes them
+    A = f.a.toarray()
+    np.testing.assert_allclose(A @ f.lu.solve(B), B, atol=1e-8 * np.abs(B).max())
 
 
 def test_cholesky_takes_a_nonsymmetric_newton_tangent():

@@ -280,3 +280,25 @@ def test_poisson_residual_is_the_gradient_of_its_energy(k):
         for g, w in zip(got, want, strict=True):
             np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-14, atol=1e-15)
     assert prob.is_symmetric and prob.is_variational
+
+
+def test_poisson_subclasses_keep_their_own_physics():
+    """A subclass that overrides the energy gets that energy's gradient (not Poisson's closed
+    form), and one that overrides the residual is not declared symmetric."""
+    from nmm.forms.data import value
+
+    class DoubleReaction(nmm.Poisson):
+        def energy(self, x, u, du, params):
+            return super().energy(x, u, du, params) + 0.5 * value(self.c, x, params) * u * u
+
+    class Convected(nmm.Poisson):
+        def residual(self, x, u, du, params):
+            r0, r1 = super().residual(x, u, du, params)
+            return r0 + du[0], r1
+
+    x, u, du = jnp.array([0.2, 0.3]), jnp.asarray(0.7), jnp.array([0.1, -0.4])
+    sub = DoubleReaction(c=3.0, f=1.0)
+    want = jax.grad(sub.energy, argnums=(1, 2))(x, u, du, None)
+    np.testing.assert_allclose(float(sub.residual(x, u, du, None)[0]), float(want[0]), rtol=1e-14)
+    assert sub.is_symmetric
+    assert not Convected().is_symmetric and nmm.Poisson().is_symmetric

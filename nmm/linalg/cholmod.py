@@ -20,6 +20,7 @@ import functools
 import numpy as np
 import scipy.sparse as sp
 
+from . import superlu as _superlu
 from .superlu import SuperLU
 
 # CHOLMOD's factor size is not exposed by cvxopt: the factor cache bounds its bytes by this
@@ -39,6 +40,8 @@ def _cholmod():
             "nmm.linalg.Cholesky needs cvxopt (CHOLMOD): install the extra with "
             "`pip install nmm[cholmod]` (or `pip install cvxopt`)"
         ) from e
+    # cvxopt brings its own OpenBLAS: the host threads' one-thread BLAS limit must see it
+    _superlu._blas.cache_clear()
     return cholmod, cvxopt
 
 
@@ -57,9 +60,10 @@ class _CholmodFactor:
     def solve(self, b, trans: str = "N"):
         cholmod, cvxopt = _cholmod()
         # the matrix is symmetric: its transpose solve is its solve
-        x = cvxopt.matrix(np.asarray(b, dtype=float).reshape(-1, 1))
+        b = np.asarray(b, dtype=float)
+        x = cvxopt.matrix(b.reshape(b.shape[0], -1))  # (n,) or (n, k): one column each
         cholmod.solve(self._factor, x)
-        return np.asarray(x).reshape(np.shape(b))
+        return np.asarray(x).reshape(b.shape)
 
 
 class Cholesky(SuperLU):
