@@ -34,3 +34,21 @@ def _fresh_jax_caches():
     would otherwise reach the kernel's vm.max_map_count (65530) and crash inside the compiler."""
     yield
     jax.clear_caches()
+
+
+def assert_same_solution(u, u_ref, exact, pts, rtol: float) -> None:
+    """Two solves of one problem (another solver backend) agree at ``pts`` and in L2 error."""
+    np.testing.assert_allclose(np.asarray(u(pts)), np.asarray(u_ref(pts)), rtol=rtol)
+    e, e_ref = (float(nmm.errors(v, exact)["L2"]) for v in (u, u_ref))
+    assert abs(e - e_ref) <= 1e-6 * e_ref
+
+
+def poisson_loss(V, prob, pts):
+    """``loss(k, solver)``: the sum of the solution at ``pts`` for conductivity ``k``, a scalar
+    to differentiate through a solver backend."""
+
+    def loss(k, solver):
+        p = nmm.Poisson(k=k, f=prob.f, dirichlet=prob.dirichlet)
+        return jnp.sum(nmm.solve(V, p, solver=solver)(pts))
+
+    return loss
