@@ -51,7 +51,6 @@ from .locate import find
 from .nonlinear import Newton, newton
 from .parallel import in_chunks_under_vmap, one_by_one_under_vmap
 from .refine import (
-    RTOL,
     STABLE_EPS,
     conjugate_gradients,
     converged,
@@ -139,7 +138,7 @@ def _codes(R0, K, ok):
 
 def _refined(kern, space, bd, quad, solver, state, K, x, lsq, tables):
     """High-order spaces: ``x`` refined with matrix-free residuals (:mod:`nmm.refine`) that read
-    the matrix's basis ``tables``; returns the iterate and its last correction."""
+    the matrix's basis ``tables``; returns the iterate and the energy of its last correction."""
     q = volume_quadrature(space) if quad is None else quad
     pre = preconditioner(solver)  # a few factored-solve steps: the outer iteration refines
 
@@ -210,10 +209,10 @@ def _forward(kern, space, bd, quad, solver, opts, x0, keep, lsq=False):
         if refine:
             # the factored solve's refinement may stall on the modes below ε: the outer
             # refinement resolves them, and its own energy rule decides
-            xr, dx = _refined(kern, space, bd, quad, solver, state, K, x, lsq, tables)
+            xr, e = _refined(kern, space, bd, quad, solver, state, K, x, lsq, tables)
             usable = (code == RESULTS.successful) | (code == RESULTS.refinement_stalled)
             x = jnp.where(usable, xr, x)
-            met = converged(K, xr, dx)
+            met = converged(e)
             code = jnp.where(usable, jnp.where(met, 0, RESULTS.refinement_stalled), code)
             if not keep:  # the factorisation's last use (a zero right-hand side: no work)
                 # its right-hand side 0·x orders it after the refinement: callbacks without a
@@ -600,17 +599,14 @@ def _host_refined(space, form, params, bd, solver, K, b, basis):
     x, res, its, code = f.solve(b)
     if code in (RESULTS.successful, RESULTS.refinement_stalled):
         # the iterate stays in numpy, the residual and the energy are compiled programs
-        xr, dx = stationary(
+        x, e = stationary(
             lambda c: _residual_of(space, form, params, bd, c, basis),
             lambda r: f.solve(r)[0],
             lambda c, d: float(_energy_of(K, c, d)),
             np.asarray(x),
             loop=python_while,
         )
-        x = xr
-        # converged(): the energy of the last correction within RTOL
-        done = float(_energy_of(K, xr, dx)) <= RTOL
-        code = RESULTS.successful if done else RESULTS.refinement_stalled
+        code = RESULTS.successful if converged(e) else RESULTS.refinement_stalled
     return x, code, res, its, f.condition
 
 

@@ -82,8 +82,9 @@ def python_while(cond, body, init):
 def stationary(residual, precondition, energy, x, steps: int = STEPS, tol: float = STEP_TOL, loop=None):
     """x ← x − M⁻¹ R(x) (``precondition(b)`` applies M⁻¹) until the relative energy of a
     correction, ``energy(x, dx)``, is below ``tol`` (round-off level: one step, measured) or after
-    ``steps`` steps. Returns the iterate and its last correction. ``loop``: the while loop
-    (``jax.lax.while_loop`` by default, :func:`python_while` in an eager solve)."""
+    ``steps`` steps. Returns the iterate and the energy of its last correction (what
+    :func:`converged` judges). ``loop``: the while loop (``jax.lax.while_loop`` by default,
+    :func:`python_while` in an eager solve)."""
 
     def cond(c):
         k, _, _, e = c
@@ -100,8 +101,8 @@ def stationary(residual, precondition, energy, x, steps: int = STEPS, tol: float
     xp = np if isinstance(x, np.ndarray) else jnp
     inf = xp.asarray(np.inf, x.dtype)
     loop = jax.lax.while_loop if loop is None else loop
-    _, x, dx, _ = loop(cond, step, (0, x, xp.zeros_like(x), inf))
-    return x, dx
+    _, x, _, e = loop(cond, step, (0, x, xp.zeros_like(x), inf))
+    return x, e
 
 
 def energy(K):
@@ -109,9 +110,10 @@ def energy(K):
     return lambda x, dx: jnp.sqrt(jnp.abs(dx @ K.mv(dx)) / jnp.maximum(jnp.abs(x @ K.mv(x)), 1e-300))
 
 
-def converged(K, x, dx, rtol: float = RTOL):
-    """The outer iteration's rule: the energy of its last correction ``dx`` below ``rtol``."""
-    return energy(K)(x, dx) <= rtol
+def converged(e, rtol: float = RTOL):
+    """The outer iteration's rule: the energy ``e`` of its last correction (:func:`energy`, as
+    :func:`stationary` returns it) below ``rtol``; for the compiled and the eager solve alike."""
+    return e <= rtol
 
 
 def conjugate_gradients(
@@ -120,7 +122,8 @@ def conjugate_gradients(
     """Flexible preconditioned CG on R(x) = 0 for a symmetric positive semi-definite linear R, the
     operator applied matrix-free (a JVP of the residual) and the residual recomputed at every
     iterate; keeps the iterate with the smallest ``objective`` (CG minimises it, so a larger one
-    means round-off took over), then takes one stationary step (its correction is returned)."""
+    means round-off took over), then takes one stationary step (its correction's energy is
+    returned)."""
     zero = jnp.zeros_like(x)
 
     def apply(p):  # the linear part of R, matrix-free (no rounding from R(0))
