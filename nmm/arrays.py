@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -37,3 +39,36 @@ def unique_inverse(a) -> tuple[np.ndarray, np.ndarray]:
     inverse = np.empty(s.size, np.int64)
     inverse[order] = place
     return s[keep], inverse
+
+
+# Per-cell quantities over the vertices: elementwise operations over the n_v arrays
+# (n_cells, dim) of ``corners`` replace reductions over the short vertex axis of an
+# (n_cells, n_v, dim) array, which numpy runs slowly (at 2e5 cells: a box's min(axis=1) 35 ms, a
+# centroid's mean(axis=1) 22 ms, the longest edge 19 ms); the sums run in the same order, so the
+# numbers are the same.
+
+
+def corners(nodes: np.ndarray, cells: np.ndarray) -> list[np.ndarray]:
+    """The cells' vertices, one array ``(n_cells, dim)`` per vertex of a cell."""
+    return [nodes[cells[:, k]] for k in range(cells.shape[1])]
+
+
+def boxes(cs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper corners ``(n_cells, dim)`` of the cells' bounding boxes."""
+    return functools.reduce(np.minimum, cs), functools.reduce(np.maximum, cs)
+
+
+def centroids(cs: list[np.ndarray]) -> np.ndarray:
+    """The mean of the cells' vertices ``(n_cells, dim)``."""
+    return functools.reduce(np.add, cs) / len(cs)
+
+
+def longest_edges(cs: list[np.ndarray]) -> np.ndarray:
+    """The longest edge of each cell ``(n_cells,)`` (vertex k to vertex k + 1, cyclically)."""
+
+    def length(a, b):
+        d = b - a
+        return np.sqrt(functools.reduce(np.add, [d[:, i] * d[:, i] for i in range(d.shape[1])]))
+
+    n = len(cs)
+    return functools.reduce(np.maximum, [length(cs[k], cs[(k + 1) % n]) for k in range(n)])

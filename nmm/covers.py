@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
+from . import arrays
 from .checks import check_size, positive_number, real_array
 from .geometry import Domain
 
@@ -176,21 +177,19 @@ class MathCover:
     @classmethod
     def _build(cls, kind: str, nodes: np.ndarray, cells: np.ndarray, h: float | None = None):
         v = nodes[cells]  # (n_cells, n_v, dim)
-        edges = np.roll(v, -1, axis=1) - v
-        diameter = float(np.max(np.linalg.norm(edges, axis=-1)))
+        cs = list(v.swapaxes(0, 1))  # n_v arrays (n_cells, dim)
+        diameter = float(np.max(arrays.longest_edges(cs)))
         scale = np.zeros(len(nodes))
         # (n_cells, n_v): a vertex's largest coordinate distance to the cell's other vertices,
         # max_j |v_i - v_j| per axis, which the box's corners attain (the same numbers as the
         # pairwise differences, without their (n_cells, n_v, n_v, dim) array)
-        corners = list(v.swapaxes(0, 1))  # n_v arrays (n_cells, dim)
-        lo, hi = functools.reduce(np.minimum, corners), functools.reduce(np.maximum, corners)
+        lo, hi = arrays.boxes(cs)
         far = np.maximum(v - lo[:, None], hi[:, None] - v)
         spread = functools.reduce(np.maximum, list(np.moveaxis(far, -1, 0)))
         np.maximum.at(scale, cells.ravel(), spread.ravel())
         if kind == "triangle":
             data = _barycentric_maps(v).reshape(len(cells), 9)
         else:
-            lo, hi = v.min(axis=1), v.max(axis=1)
             data = np.concatenate([lo, hi - lo], axis=1)
         h = diameter if h is None else h
         return cls(kind, nodes, cells.astype(np.int64), h, scale, data, diameter)

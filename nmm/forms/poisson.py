@@ -56,10 +56,11 @@ class Poisson(Form):
             if np.any(np.linalg.eigvalsh(k) <= 0):
                 raise ValueError(f"k as a matrix must be positive definite, got {k!r}")
 
+    def _data(self, x, params):
+        return tuple(value(d, x, params) for d in (self.k, self.c, self.f))
+
     def energy(self, x, u, du, params):
-        k = value(self.k, x, params)
-        c = value(self.c, x, params)
-        f = value(self.f, x, params)
+        k, c, f = self._data(x, params)
         flux = k * du if k.ndim == 0 else k @ du
         return 0.5 * du @ flux + 0.5 * c * u * u - f * u
 
@@ -70,9 +71,7 @@ class Poisson(Form):
         # that energy's gradient.
         if type(self).energy is not Poisson.energy:
             return super().residual(x, u, du, params)
-        k = value(self.k, x, params)
-        c = value(self.c, x, params)
-        f = value(self.f, x, params)
+        k, c, f = self._data(x, params)
         flux = k * du if k.ndim == 0 else 0.5 * (k + k.T) @ du
         return c * u - f, flux
 
