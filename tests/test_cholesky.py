@@ -12,6 +12,10 @@ from conftest import assert_same_solution, poisson_loss
 import nmm
 from nmm.linalg import cholmod as _cholmod_module
 
+# cvxopt is the optional extra nmm[cholmod] (GPL-3, not a core dependency). `make test` installs
+# it with the dev extra, so these run in CI; an install without the extra skips them
+_REASON = "nmm.linalg.Cholesky needs cvxopt, the optional extra nmm[cholmod] (not installed)"
+
 
 def _problem(h, degree, stable=None):
     exact = lambda x: jnp.sin(jnp.pi * x[0]) * jnp.sin(jnp.pi * x[1]) + x[0] * x[1]  # noqa: E731
@@ -46,7 +50,7 @@ def test_cholesky_is_superlu_in_values_gradients_and_vmap(degree, stable):
     """Same refined solution as SuperLU (a cut domain; p = 2 stable, and p = 2 plain, whose
     singular system CHOLMOD meets with ε on the diagonal); its gradient (the adjoint reuses the
     factor) and a vmap against a loop."""
-    pytest.importorskip("cvxopt")
+    pytest.importorskip("cvxopt", reason=_REASON)
     V, prob, exact = _problem(0.1, degree, stable)
     u_ref = nmm.solve(V, prob, solver="direct")
     made = []  # CHOLMOD factors the system itself (no fallback to LU)
@@ -84,7 +88,7 @@ def test_cholesky_is_superlu_in_values_gradients_and_vmap(degree, stable):
 def test_cholesky_falls_back_to_lu_where_it_does_not_apply():
     """An indefinite matrix (CHOLMOD meets a negative pivot) and a non-symmetric one are factored
     by SuperLU: the same solutions as SuperLU's."""
-    pytest.importorskip("cvxopt")
+    pytest.importorskip("cvxopt", reason=_REASON)
     import scipy.sparse as sp
 
     from nmm.linalg.superlu import _factor, _refine
@@ -110,7 +114,7 @@ def test_cholesky_falls_back_to_lu_where_it_does_not_apply():
 def test_cholesky_takes_a_nonsymmetric_newton_tangent():
     """A nonlinear form whose tangent is not symmetric (k(u)∇u, Newton) solves with
     ``solver="cholesky"`` as with SuperLU (the tangent goes to LU)."""
-    pytest.importorskip("cvxopt")
+    pytest.importorskip("cvxopt", reason=_REASON)
     V, _, exact = _problem(0.2, 1)
     prob = nmm.NonlinearDiffusion(f=lambda x: 4.0 + x[0], dirichlet=0.0)
     u = nmm.solve(V, prob, solver="cholesky")
