@@ -30,7 +30,8 @@ import subprocess
 import sys
 import time
 
-from poisson_vs_skfem import nmm_n_for, skfem_n_for  # the same sizes as the main benchmark
+# the same problem, steps and sizes as the main benchmark
+from poisson_vs_skfem import nmm_first_solve, nmm_n_for, skfem_first_solve, skfem_n_for
 from provenance import git_state, write_result
 
 TAG = "@@FIRST@@"
@@ -41,49 +42,29 @@ def child_nmm(n: int, solver: str) -> dict:
 
     import nmm
 
-    exact, source = _jax_problem()
-    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
-    prob = nmm.Poisson(k=1.0, f=source, dirichlet=exact)
-    chosen = None if solver == "default" else solver
-    t0 = time.perf_counter()
-    space = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=1.0 / n), dom, degree=0)
-    t1 = time.perf_counter()
-    u = nmm.solve(space, prob, solver=chosen)
-    u.coeffs.block_until_ready()
-    t2 = time.perf_counter()
-    err = float(nmm.errors(u, exact)["L2"])
-    return {"unknowns": space.n_dofs, "geometry_s": t1 - t0, "solve_s": t2 - t1, "L2": err}
+    r = nmm_first_solve(n, 0, None if solver == "default" else solver)
+    err = float(nmm.errors(r["field"], _jax_problem()[0])["L2"])
+    return {
+        "unknowns": r["space"].n_dofs,
+        "geometry_s": r["geometry_s"],
+        "solve_s": r["solve_s"],
+        "L2": err,
+    }
 
 
 def child_skfem(n: int) -> dict:
     import numpy as np
-    import skfem as fem
-    from skfem.helpers import dot, grad
+    from poisson_vs_skfem import exact_np
 
-    @fem.BilinearForm
-    def laplace(u, v, w):
-        return dot(grad(u), grad(v))
-
-    @fem.LinearForm
-    def load(v, w):
-        x, y = w.x
-        return 2.0 * np.pi**2 * np.sin(np.pi * x) * np.sin(np.pi * y) * v
-
-    t0 = time.perf_counter()
-    xs = np.linspace(0.0, 1.0, n + 1)
-    basis = fem.Basis(fem.MeshTri.init_tensor(xs, xs), fem.ElementTriP1())
-    t1 = time.perf_counter()
-    A, b = laplace.assemble(basis), load.assemble(basis)
-    D = basis.get_dofs().flatten()
-    xD = np.zeros(basis.N)
-    px, py = basis.doflocs[:, D]
-    xD[D] = np.sin(np.pi * px) * np.sin(np.pi * py) + px * py
-    x = fem.solve(*fem.condense(A, b, x=xD, D=D))
-    t2 = time.perf_counter()
-    px, py = basis.doflocs
-    exact = np.sin(np.pi * px) * np.sin(np.pi * py) + px * py
-    err = float(np.linalg.norm(x - exact) / np.linalg.norm(exact))  # nodal, for a sanity check
-    return {"unknowns": int(basis.N), "geometry_s": t1 - t0, "solve_s": t2 - t1, "nodal_rel": err}
+    r = skfem_first_solve(n, 1)
+    exact = exact_np(*r["basis"].doflocs)
+    err = float(np.linalg.norm(r["x"] - exact) / np.linalg.norm(exact))  # nodal: a sanity check
+    return {
+        "unknowns": int(r["basis"].N),
+        "geometry_s": r["geometry_s"],
+        "solve_s": r["solve_s"],
+        "nodal_rel": err,
+    }
 
 
 def run_child(variant: str, dofs: float) -> dict:

@@ -181,6 +181,31 @@ def _peak_rss_gb() -> float:
 # ================================================================================ nmm case
 
 
+def _nmm_problem():
+    """The unit square, the ``nmm.Poisson`` problem on it and its exact solution."""
+    import nmm
+
+    exact, source = _jax_problem()
+    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    return dom, nmm.Poisson(k=1.0, f=source, dirichlet=exact), exact
+
+
+def nmm_first_solve(n: int, p: int, solver=None) -> dict:
+    """What a user waits for, timed: ``MathCover`` + ``ManifoldSpace`` (``geometry_s``) and
+    ``nmm.solve`` with ``solver`` (``None``: the default; ``solve_s``: tracing, compiling,
+    assembly, solve), with the space and the field."""
+    import nmm
+
+    dom, prob, exact = _nmm_problem()
+    t0 = time.perf_counter()
+    space = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=1.0 / n), dom, degree=p)
+    t1 = time.perf_counter()
+    u = nmm.solve(space, prob, solver=solver)
+    u.coeffs.block_until_ready()
+    t2 = time.perf_counter()
+    return {"geometry_s": t1 - t0, "solve_s": t2 - t1, "space": space, "field": u, "exact": exact}
+
+
 def run_nmm(n: int, p: int, solver: str, reps: int, e2e: bool) -> dict:
     """One nmm solve on an n×n-square triangle cover with cover functions of order p."""
     import equinox as eqx
@@ -189,9 +214,7 @@ def run_nmm(n: int, p: int, solver: str, reps: int, e2e: bool) -> dict:
     import nmm
     from nmm.drivers import _assemble_jit, boundary_data, prepared_solver
 
-    exact, source = _jax_problem()
-    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
-    prob = nmm.Poisson(k=1.0, f=source, dirichlet=exact)
+    dom, prob, exact = _nmm_problem()
     lin = {
         "direct": nmm.linalg.SuperLU(),
         "cg": nmm.linalg.CG(rtol=1e-10, max_iter=20000),
@@ -200,12 +223,9 @@ def run_nmm(n: int, p: int, solver: str, reps: int, e2e: bool) -> dict:
     }[solver]
 
     # first solve, as a user meets it: nothing compiled yet in this process
-    t0 = time.perf_counter()
-    mc = nmm.MathCover.triangles(dom, h=1.0 / n)
-    space = nmm.ManifoldSpace(mc, dom, degree=p)
-    nmm.solve(space, prob, solver=None if solver == "direct" else lin).coeffs.block_until_ready()
-    first_solve = time.perf_counter() - t0
-    del mc, space
+    first = nmm_first_solve(n, p, None if solver == "direct" else lin)
+    first_solve = first["geometry_s"] + first["solve_s"]
+    del first
     nmm.linalg.clear_factor_cache()
 
     def solve_system(K, R, lin):
@@ -310,8 +330,9 @@ def _skfem_solver(name: str):
     raise ValueError(f"unknown skfem solver {name!r}")
 
 
-def run_skfem(n: int, order: int, solver: str, reps: int) -> dict:
-    """One scikit-fem solve with Lagrange P``order`` on ``MeshTri.init_tensor`` (n×n squares)."""
+def _skfem_problem():
+    """scikit-fem's elements by order and ``dirichlet_system(basis) -> (A, condensed system)``
+    of the problem (strong Dirichlet conditions by condensation)."""
     import skfem as fem
     from skfem.helpers import dot, grad
 
@@ -338,13 +359,34 @@ def run_skfem(n: int, order: int, solver: str, reps: int) -> dict:
         xD[D] = exact_np(*basis.doflocs[:, D])  # Lagrange DOFs: nodal values of g
         return A, fem.condense(A, b, x=xD, D=D)
 
-    # first solve, as a user meets it (scikit-fem has no compilation; first calls still cost)
+    return elements, dirichlet_system
+
+
+def skfem_first_solve(n: int, order: int, solver: str = "default") -> dict:
+    """What a user waits for, timed (scikit-fem has no compilation; first calls still cost):
+    mesh + ``Basis`` (``geometry_s``), assembly + condensation + solve (``solve_s``), with the
+    basis and the solution."""
+    import skfem as fem
+
+    elements, dirichlet_system = _skfem_problem()
     t0 = time.perf_counter()
     xs = np.linspace(0.0, 1.0, n + 1)
     basis = fem.Basis(fem.MeshTri.init_tensor(xs, xs), elements[order]())
-    fem.solve(*dirichlet_system(basis)[1], solver=_skfem_solver(solver))
-    first_solve = time.perf_counter() - t0
-    del basis
+    t1 = time.perf_counter()
+    x = fem.solve(*dirichlet_system(basis)[1], solver=_skfem_solver(solver))
+    t2 = time.perf_counter()
+    return {"geometry_s": t1 - t0, "solve_s": t2 - t1, "basis": basis, "x": x}
+
+
+def run_skfem(n: int, order: int, solver: str, reps: int) -> dict:
+    """One scikit-fem solve with Lagrange P``order`` on ``MeshTri.init_tensor`` (n×n squares)."""
+    import skfem as fem
+
+    # first solve, as a user meets it
+    first = skfem_first_solve(n, order, solver)
+    first_solve = first["geometry_s"] + first["solve_s"]
+    del first
+    elements, dirichlet_system = _skfem_problem()
 
     clock = Clock()
     for _ in range(reps):
