@@ -73,17 +73,21 @@ class Cholesky(SuperLU):
     or not positive definite is factored by SuperLU instead. ``solver="cholesky"`` in
     ``nmm.solve``.
 
-    Attributes: as :class:`SuperLU`.
+    Attributes: as :class:`SuperLU`; ``ordering`` does not apply (CHOLMOD orders the matrix
+    itself, by AMD, and the LU fallback uses SuperLU's minimum degree).
     """
 
     def __check_init__(self):
         super().__check_init__()
         _cholmod()  # the missing package named at construction, not inside a solve
 
-    def factorize(self, a: sp.csc_matrix, symmetric: bool):
+    def presorts(self, symmetric: bool) -> bool:
+        return False  # CHOLMOD orders the matrix itself (AMD); SuperLU's fallback uses "mmd"
+
+    def factorize(self, a: sp.csc_matrix, symmetric: bool, presorted: bool = False):
         if symmetric:
             try:
                 return _CholmodFactor(a)
             except ArithmeticError:  # a non-positive pivot: LU takes it
                 pass
-        return super().factorize(a, symmetric)
+        return super().factorize(a, symmetric, presorted)
