@@ -69,12 +69,13 @@ SKFEM_ORDERS = {1: "P1", 2: "P2", 3: "P3", 4: "P4"}
 # solver argument: solver_direct_scipy() = scipy.sparse.linalg.spsolve = SuperLU, COLAMD ordering.
 SKFEM_SOLVERS = {
     "default": "skfem.solve default = spsolve (SuperLU, COLAMD)",
-    "direct_mmd": "solver_direct_scipy(permc_spec='MMD_AT_PLUS_A') (SuperLU, same ordering as nmm)",
+    "direct_mmd": "solver_direct_scipy(permc_spec='MMD_AT_PLUS_A') (SuperLU, symmetric "
+    "minimum degree: nmm's order before nested dissection, SuperLU(ordering='mmd'))",
     "pcg_ilu": "solver_iter_pcg(M=build_pc_ilu(A), rtol=1e-10) (scipy CG + ILU)",
 }
 NMM_SOLVERS = {
-    "direct": "nmm direct: the default solver, SuperLU() (MMD_AT_PLUS_A, symmetric mode) + "
-    "iterative refinement",
+    "direct": "nmm direct: the default solver, SuperLU() (nested-dissection order of the cover "
+    "graph, symmetric mode) + iterative refinement",
     "cg": "nmm cg: JAX CG + block-Jacobi, rtol=1e-10",
     "amg": "nmm amg: JAX CG + smoothed-aggregation AMG V-cycle (nmm.linalg.AMG), rtol=1e-10; its "
     "host setup (once per space) is in the geometry column",
