@@ -184,28 +184,35 @@ class MathCover:
         # max_j |v_i - v_j| per axis, which the box's corners attain (the same numbers as the
         # pairwise differences, without their (n_cells, n_v, n_v, dim) array)
         lo, hi = arrays.boxes(cs)
-        far = np.maximum(v - lo[:, None], hi[:, None] - v)
-        spread = functools.reduce(np.maximum, list(np.moveaxis(far, -1, 0)))
+        spread = np.empty(cells.shape)
+        for k, c in enumerate(cs):  # vertex by vertex (see nmm.arrays)
+            far = np.maximum(c - lo, hi - c)
+            spread[:, k] = functools.reduce(np.maximum, [far[:, d] for d in range(far.shape[1])])
         np.maximum.at(scale, cells.ravel(), spread.ravel())
         if kind == "triangle":
-            data = _barycentric_maps(v).reshape(len(cells), 9)
+            data = _barycentric_maps(cs).reshape(len(cells), 9)
         else:
             data = np.concatenate([lo, hi - lo], axis=1)
         h = diameter if h is None else h
         return cls(kind, nodes, cells.astype(np.int64), h, scale, data, diameter)
 
 
-def _barycentric_maps(v):
+def _barycentric_maps(cs):
     """Rows ``(a_i, b_i, c_i)`` of the barycentric coordinates λ_i(x) = a_i x + b_i y + c_i of
-    triangles ``v (n, 3, 2)``: the inverse of [[x_0 x_1 x_2], [y_0 y_1 y_2], [1 1 1]] in closed
-    form (cofactors over the determinant, twice the signed area), which ``np.linalg.inv`` computed
-    matrix by matrix in 0.07 s for 2e5 cells."""
-    x, y = v[..., 0], v[..., 1]
-    xj, yj = np.roll(x, -1, axis=1), np.roll(y, -1, axis=1)  # vertex i + 1
-    xk, yk = np.roll(x, -2, axis=1), np.roll(y, -2, axis=1)  # vertex i + 2
-    det = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
-    rows = np.stack([yj - yk, xk - xj, xj * yk - xk * yj], axis=-1)
-    return rows / det[:, None, None]
+    triangles with vertices ``cs`` (three ``(n, 2)`` arrays, :func:`nmm.arrays.corners`):
+    ``(n, 3, 3)``, the inverse of [[x_0 x_1 x_2], [y_0 y_1 y_2], [1 1 1]] in closed form
+    (cofactors over the determinant, twice the signed area), which ``np.linalg.inv`` computed
+    matrix by matrix in 0.07 s for 2e5 cells; vertex by vertex (see nmm.arrays)."""
+    x = [c[:, 0] for c in cs]
+    y = [c[:, 1] for c in cs]
+    det = (x[1] - x[0]) * (y[2] - y[0]) - (x[2] - x[0]) * (y[1] - y[0])
+    out = np.empty((len(det), 3, 3))
+    for i in range(3):
+        j, k = (i + 1) % 3, (i + 2) % 3
+        out[:, i, 0] = (y[j] - y[k]) / det
+        out[:, i, 1] = (x[k] - x[j]) / det
+        out[:, i, 2] = (x[j] * y[k] - x[k] * y[j]) / det
+    return out
 
 
 def cell_weights(kind: str, cell_data, x):

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import shapely
 
+from .arrays import column_max, column_min
 from .covers import cell_weights
 from .topology import _cell_boxes, _ranges, _ring_segments
 
@@ -45,15 +46,15 @@ def build(cover, topo) -> Locator:
     cut = np.nonzero(topo.elem_cut)[0]
     # a whole element's box is its cell's (the cut keeps the cells' boxes)
     cell_lo, cell_hi = topo.boxes if topo.boxes is not None else _cell_boxes(None, cover)
-    box = np.concatenate([cell_lo[topo.elem_cell], cell_hi[topo.elem_cell]], axis=1)
+    box_lo, box_hi = cell_lo[topo.elem_cell], cell_hi[topo.elem_cell]
     if len(cut):
-        box[cut] = shapely.bounds(np.asarray([topo.elem_geom[e] for e in cut], dtype=object))
-    lo = box[:, :2].min(axis=0)
-    hi = box[:, 2:].max(axis=0)
+        bounds = shapely.bounds(np.asarray([topo.elem_geom[e] for e in cut], dtype=object))
+        box_lo[cut], box_hi[cut] = bounds[:, :2], bounds[:, 2:]
+    lo, hi = column_min(box_lo), column_max(box_hi)
     bs = cover.diameter
     nb = np.maximum(1, np.ceil((hi - lo) / bs).astype(int))
-    i0 = np.clip(np.floor((box[:, :2] - lo) / bs - _TOL).astype(int), 0, nb - 1)
-    i1 = np.clip(np.floor((box[:, 2:] - lo) / bs + _TOL).astype(int), 0, nb - 1)
+    i0 = np.clip(np.floor((box_lo - lo) / bs - _TOL).astype(int), 0, nb - 1)
+    i1 = np.clip(np.floor((box_hi - lo) / bs + _TOL).astype(int), 0, nb - 1)
     span = i1 - i0 + 1
     count = span[:, 0] * span[:, 1]
     elem = np.repeat(np.arange(n_elem), count)

@@ -90,16 +90,16 @@ def _near_lines(lo: np.ndarray, hi: np.ndarray, seg: np.ndarray, dist: float) ->
     spaced H/8 along every segment mark the bins within two of theirs, which hold every cell
     whose box comes within H/8 + dist of a point, i.e. within dist of the segment."""
     big = float(np.max(hi - lo)) + 8 * dist
-    origin = lo.min(axis=0)
+    origin = arrays.column_min(lo)
     b = np.floor((lo - origin) / big).astype(np.int64)
-    shape = b.max(axis=0) + 1
+    shape = arrays.column_max(b) + 1
     samples = [np.linspace(a, z, int(np.ceil(np.linalg.norm(z - a) / (big / 8))) + 1) for a, z in seg]
     q = np.floor((np.concatenate(samples) - origin) / big).astype(np.int64)
     mark = np.zeros(shape, bool)
     for dx in range(-2, 3):
         for dy in range(-2, 3):
             qq = q + (dx, dy)
-            ok = np.all((qq >= 0) & (qq < shape), axis=1)
+            ok = (qq[:, 0] >= 0) & (qq[:, 0] < shape[0]) & (qq[:, 1] >= 0) & (qq[:, 1] < shape[1])
             mark[qq[ok, 0], qq[ok, 1]] = True
     return mark[b[:, 0], b[:, 1]]
 
