@@ -282,6 +282,23 @@ def test_poisson_residual_is_the_gradient_of_its_energy(k):
     assert prob.is_symmetric and prob.is_variational
 
 
+@pytest.mark.parametrize(
+    "k",
+    [2.5, np.array([[2.0, 0.3], [0.3, 1.0]]), lambda x: jnp.array([[1.0 + x[0], 0.4], [-0.2, 2.0]])],
+)
+def test_poisson_penalty_scale_is_the_engines_bound(k):
+    """Poisson's closed-form penalty scale (no jacfwd in its boundary kernel) is the bound the
+    engine takes otherwise: Gershgorin's on the symmetric part of ∂σ/∂∇u, to the last bit."""
+    prob = nmm.Poisson(k=k)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        x = jnp.asarray(rng.random(2))
+        d = jax.jacfwd(lambda g, x=x: prob.residual(x, jnp.asarray(0.0), g, None)[1])(jnp.zeros(2))
+        d = 0.5 * (d + d.T)
+        want = jnp.max(jnp.diagonal(d) + jnp.sum(jnp.abs(d), axis=1) - jnp.abs(jnp.diagonal(d)))
+        assert float(prob.penalty_scale(x, None)) == float(want)
+
+
 def test_poisson_subclasses_keep_their_own_physics():
     """A subclass that overrides the energy gets that energy's gradient (not Poisson's closed
     form), and one that overrides the residual is not declared symmetric."""
@@ -302,3 +319,5 @@ def test_poisson_subclasses_keep_their_own_physics():
     np.testing.assert_allclose(float(sub.residual(x, u, du, None)[0]), float(want[0]), rtol=1e-14)
     assert sub.is_symmetric
     assert not Convected().is_symmetric and nmm.Poisson().is_symmetric
+    # their penalty scale is the engine's bound on their own tangent, not Poisson's k
+    assert sub.penalty_scale(x, None) is None and Convected().penalty_scale(x, None) is None
