@@ -165,3 +165,23 @@ def test_a_layout_reorders_again_when_other_entries_are_dropped():
         assert met
         np.testing.assert_allclose(mat @ x, b, atol=1e-9 * np.linalg.norm(b))
     assert made[0] is made[1] and made[2] is not made[1]
+
+
+def test_breadth_first_distances_are_dijkstras():
+    """The order's coordinates: hops from one source per component, read off a breadth-first
+    order, equal scipy's unweighted Dijkstra (0 off the sources' components: isolated nodes)."""
+    from scipy.sparse import csgraph
+
+    from nmm.linalg.ordering import _distances
+
+    path = sp.diags([np.ones(9), 2 * np.ones(10), np.ones(9)], [-1, 0, 1])
+    a = sp.block_diag([_grid_laplacian(17), _grid_laplacian(5), sp.eye(6), path]).tocsr()
+    graph = sp.csr_matrix((np.ones(a.nnz), a.indices, a.indptr), shape=a.shape)
+    _, comp = csgraph.connected_components(graph)
+    big = np.flatnonzero(np.bincount(comp) > 1)
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        sources = np.array([rng.choice(np.flatnonzero(comp == c)) for c in big])
+        for src in (sources, sources[:1]):
+            want = csgraph.dijkstra(graph, indices=src, unweighted=True, min_only=True)
+            np.testing.assert_array_equal(_distances(graph, src), np.where(np.isfinite(want), want, 0))
