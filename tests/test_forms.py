@@ -284,11 +284,17 @@ def test_poisson_residual_is_the_gradient_of_its_energy(k):
 
 @pytest.mark.parametrize(
     "k",
-    [2.5, np.array([[2.0, 0.3], [0.3, 1.0]]), lambda x: jnp.array([[1.0 + x[0], 0.4], [-0.2, 2.0]])],
+    [
+        2.5,
+        np.array([[2.0, 0.3], [0.3, 1.0]]),
+        lambda x: jnp.array([[1.0 + x[0], 0.4], [-0.2, 2.0]]),
+        lambda x: jnp.array([[1.0 + x[0], 0.4], [-0.2, 2.0]], jnp.float32),
+    ],
 )
 def test_poisson_penalty_scale_is_the_engines_bound(k):
     """Poisson's closed-form penalty scale (no jacfwd in its boundary kernel) is the bound the
-    engine takes otherwise: Gershgorin's on the symmetric part of ∂σ/∂∇u, to the last bit."""
+    engine takes otherwise: Gershgorin's on the symmetric part of ∂σ/∂∇u, to the last bit (a
+    float32 k included: the bound is taken in the point's precision, as the default does)."""
     prob = nmm.Poisson(k=k)
     rng = np.random.default_rng(5)
     for _ in range(3):

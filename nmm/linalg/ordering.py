@@ -38,6 +38,9 @@ def nested_dissection(rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
     if np.all(rows[1:] >= rows[:-1]):  # block CSR order (every pattern nmm builds): no sort
         indptr = np.searchsorted(rows, np.arange(n + 1))
         graph = sp.csr_matrix((ones, cols, indptr), shape=(n, n))
+        # repeated edges must go: scipy's strong components never return on them (scipy
+        # 1.17); a check, and a sort only where there are repeats
+        graph.sum_duplicates()
     else:
         graph = sp.csr_matrix((ones, (rows, cols)), shape=(n, n))
     # strong components of a symmetric graph are its components (and need no transposed copy)

@@ -631,9 +631,10 @@ class SuperLU(eqx.Module):
         if int(self.max_iter) != self.max_iter or self.max_iter < 1:
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
 
-    def _opts(self, block_size: int) -> SuperLU:
+    def _opts(self, block_size: int, ordering: str | None = None) -> SuperLU:
         drop = self.drop_roundoff if self.drop_roundoff is not None else block_size == 1
-        return type(self)(self.eps, self.rtol, int(self.max_iter), self.condition, drop, self.ordering)
+        order = self.ordering if ordering is None else ordering
+        return type(self)(self.eps, self.rtol, int(self.max_iter), self.condition, drop, order)
 
     def presorts(self, symmetric: bool) -> bool:
         """Whether a matrix reaches :meth:`factorize` renumbered by nmm's nested dissection."""
