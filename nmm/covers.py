@@ -176,8 +176,7 @@ class MathCover:
 
     @classmethod
     def _build(cls, kind: str, nodes: np.ndarray, cells: np.ndarray, h: float | None = None):
-        v = nodes[cells]  # (n_cells, n_v, dim)
-        cs = list(v.swapaxes(0, 1))  # n_v arrays (n_cells, dim)
+        cs = arrays.corners(nodes, cells)  # n_v arrays (n_cells, dim)
         diameter = float(np.max(arrays.longest_edges(cs)))
         scale = np.zeros(len(nodes))
         # (n_cells, n_v): a vertex's largest coordinate distance to the cell's other vertices,

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from .forms.analysis import affine, zero_outputs
-from .forms.base import Form
+from .forms.base import Form, gershgorin_bound
 from .forms.boundary import dirichlet_conditions, neumann_conditions
 from .forms.data import value
 
@@ -134,13 +134,10 @@ def boundary_function(form: Form, params, n: int, dim: int):
         ]
         hc = _per_component(value(form.crack_neumann, x, params, normal), n, "crack_neumann")
         s = form.penalty_scale(x, params)
-        if s is None:
-            # Gershgorin's bound on the largest eigenvalue of ∂σ/∂∇u at u = 0: exact for
-            # isotropic diffusion (k) and for isotropic elasticity (2(λ + μ)), never below it
+        if s is None:  # the bound on ∂σ/∂∇u at u = 0, its tangent by autodiff
             zero_u, zero_du = jnp.zeros((n,), x.dtype), jnp.zeros((n, dim), x.dtype)
             d = jax.jacfwd(lambda g: vol(x, zero_u, g)[1])(zero_du).reshape(n * dim, n * dim)
-            d = 0.5 * (d + d.T)
-            s = jnp.max(jnp.diagonal(d) + jnp.sum(jnp.abs(d), axis=1) - jnp.abs(jnp.diagonal(d)))
+            s = gershgorin_bound(d)
         stack = lambda v: jnp.stack(v) if v else jnp.zeros((0, n), x.dtype)  # noqa: E731
         return stack(gs), stack(hs), hc, jnp.asarray(s, x.dtype)
 

@@ -560,8 +560,7 @@ class ManifoldSpace(eqx.Module):
 
         cells = cover.cells[basis_cell]
         dofs = (ec[:, :, None, None] * nc + np.arange(nc)[:, None]) * nt + np.arange(nt)
-        v = cover.nodes[cells]
-        elem_h = _arrays.longest_edges(list(v.swapaxes(0, 1)))
+        elem_h = _arrays.longest_edges(_arrays.corners(cover.nodes, cells))
 
         # block structure: unique (cover_i, cover_j) pairs over all elements (and, for extended
         # fluxes, over boundary pieces' element × flux element), in CSR order

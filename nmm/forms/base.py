@@ -41,6 +41,14 @@ def _check_bc_data(value, name: str, cls) -> None:
     check(value, name)
 
 
+def gershgorin_bound(d):
+    """Gershgorin's bound on the largest eigenvalue of the symmetric part of a flux tangent
+    ``d = ∂σ/∂∇u`` (``(n dim, n dim)``): the penalty scale s of the boundary terms. Exact for
+    isotropic diffusion (k) and isotropic elasticity (2(λ + μ)), never below the eigenvalue."""
+    d = 0.5 * (d + d.T)
+    return jnp.max(jnp.diagonal(d) + jnp.sum(jnp.abs(d), axis=1) - jnp.abs(jnp.diagonal(d)))
+
+
 class Form(eqx.Module):
     """Abstract weak form (see the module docstring). Subclass it and define ``energy`` or
     ``residual``.

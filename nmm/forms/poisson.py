@@ -7,7 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from .base import Form
+from .base import Form, gershgorin_bound
 from .boundary import Neumann
 from .data import check, is_concrete_number, value
 
@@ -76,18 +76,14 @@ class Poisson(Form):
         return c * u - f, flux
 
     def penalty_scale(self, x, params):
-        # the Gershgorin bound on ∂σ/∂∇u = sym(k) in closed form (the engine's default takes it
-        # from a jacfwd of the residual in the boundary kernel, traced on every first call): k
-        # for a scalar k (k + |k| - |k|, as the default computes it)
+        # the engine's bound on the tangent ∂σ/∂∇u, written down (k I or sym(k), in the point's
+        # precision, as the default's jacfwd along ∇u gives it) instead of a jacfwd of the
+        # residual in the boundary kernel, traced on every first call
         if type(self).energy is not Poisson.energy or type(self).residual is not Poisson.residual:
             return super().penalty_scale(x, params)
         k = self._data(x, params)[0]  # the k the residual uses (a subclass may derive it)
-        if k.ndim == 0:
-            return k + jnp.abs(k) - jnp.abs(k)
-        # the tangent sym(k) in the point's precision, as the default's jacfwd along ∇u gives it
-        d = (0.5 * (k + k.T)).astype(jnp.result_type(k, x))
-        d = 0.5 * (d + d.T)
-        return jnp.max(jnp.diagonal(d) + jnp.sum(jnp.abs(d), axis=1) - jnp.abs(jnp.diagonal(d)))
+        d = k * jnp.eye(x.shape[0]) if k.ndim == 0 else 0.5 * (k + k.T)
+        return gershgorin_bound(d.astype(jnp.result_type(k, x)))
 
     @property
     def is_symmetric(self) -> bool:

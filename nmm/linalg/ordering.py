@@ -3,8 +3,8 @@
 A sparse direct factorisation's cost is set by its fill, and its fill by the elimination order.
 SuperLU's own choice for symmetric matrices, minimum degree on ``A + Aᵀ``, leaves more fill on
 the planar cover graphs of NMM than nested dissection, whose separators are ``O(√n)`` covers
-(p = 0, 1e5 unknowns, 2 cores: SuperLU factors in 0.17–0.19 s in this order against 0.34 s with
-its minimum degree, and the order takes ~0.05 s to find; p = 2: 12 % less at 1e5 unknowns).
+(p = 0, 1e5 unknowns, 2 cores: SuperLU factors in 0.17–0.19 s in this order against 0.31–0.35 s
+with its minimum degree, and the order takes ~0.045 s to find; p = 2: 6–12 % less at 1e5).
 
 The dissection needs coordinates, and a block pattern has none: it takes graph distances to a few
 far-apart covers as coordinates (four breadth-first searches, depths read off their order),
