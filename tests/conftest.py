@@ -36,6 +36,28 @@ def _fresh_jax_caches():
     jax.clear_caches()
 
 
+_SQUARE = [(0, 0), (1, 0), (1, 1), (0, 1)]
+_HOLE = [(0.4, 0.4), (0.61, 0.4), (0.5, 0.63)]
+
+
+def backend_problem(h, degree, *, hole=False, crack=False, stable=None):
+    """``(space, problem, exact)``: Poisson with the exact solution sin(πx) sin(πy) + xy on the
+    unit square (with a triangular hole, or cut in two by a through crack: two components of the
+    cover graph), triangle covers of size ``h``: the problem solver backends are compared on."""
+
+    def exact(x):
+        return jnp.sin(jnp.pi * x[0]) * jnp.sin(jnp.pi * x[1]) + x[0] * x[1]
+
+    def f(x):
+        return 2 * jnp.pi**2 * jnp.sin(jnp.pi * x[0]) * jnp.sin(jnp.pi * x[1])
+
+    holes = [_HOLE] if hole else []
+    cracks = [[(0.47, -0.1), (0.53, 1.1)]] if crack else []
+    dom = nmm.Domain.polygon(_SQUARE, holes=holes, cracks=cracks)
+    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=h), dom, degree=degree, stable=stable)
+    return V, nmm.Poisson(f=f, dirichlet=exact), exact
+
+
 def assert_same_solution(u, u_ref, exact, pts, rtol: float) -> None:
     """Two solves of one problem (another solver backend) agree at ``pts`` and in L2 error."""
     np.testing.assert_allclose(np.asarray(u(pts)), np.asarray(u_ref(pts)), rtol=rtol)

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_same_solution, poisson_loss
+from conftest import assert_same_solution, backend_problem, poisson_loss
 
 import nmm
 from nmm.linalg import cholmod as _cholmod_module
@@ -18,13 +18,7 @@ _REASON = "nmm.linalg.Cholesky needs cvxopt, the optional extra nmm[cholmod] (no
 
 
 def _problem(h, degree, stable=None):
-    exact = lambda x: jnp.sin(jnp.pi * x[0]) * jnp.sin(jnp.pi * x[1]) + x[0] * x[1]  # noqa: E731
-    f = lambda x: 2 * jnp.pi**2 * jnp.sin(jnp.pi * x[0]) * jnp.sin(jnp.pi * x[1])  # noqa: E731
-    dom = nmm.Domain.polygon(
-        [(0, 0), (1, 0), (1, 1), (0, 1)], holes=[[(0.4, 0.4), (0.61, 0.4), (0.5, 0.63)]]
-    )
-    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=h), dom, degree=degree, stable=stable)
-    return V, nmm.Poisson(f=f, dirichlet=exact), exact
+    return backend_problem(h, degree, hole=True, stable=stable)
 
 
 def test_missing_cvxopt_names_the_extra(monkeypatch):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from conftest import assert_same_solution, poisson_loss
+from conftest import assert_same_solution, backend_problem, poisson_loss
 
 import nmm
 from nmm.linalg.ordering import nested_dissection
@@ -89,15 +89,8 @@ def test_nested_dissection_fills_less_than_the_banded_order_and_about_as_minimum
 
 
 def _problem(degree, cracked=False):
-    exact = lambda x: jnp.sin(jnp.pi * x[0]) * jnp.sin(jnp.pi * x[1]) + x[0] * x[1]  # noqa: E731
-    f = lambda x: 2 * jnp.pi**2 * jnp.sin(jnp.pi * x[0]) * jnp.sin(jnp.pi * x[1])  # noqa: E731
-    square = [(0, 0), (1, 0), (1, 1), (0, 1)]
-    if cracked:  # a crack through the square: two pieces, two components of the cover graph
-        dom = nmm.Domain.polygon(square, cracks=[[(0.47, -0.1), (0.53, 1.1)]])
-    else:
-        dom = nmm.Domain.polygon(square, holes=[[(0.4, 0.4), (0.61, 0.4), (0.5, 0.63)]])
-    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=0.08), dom, degree=degree)
-    return V, nmm.Poisson(f=f, dirichlet=exact), exact
+    # holed, or cut in two by a crack (two components of the cover graph)
+    return backend_problem(0.08, degree, hole=not cracked, crack=cracked)
 
 
 @pytest.mark.parametrize(("degree", "cracked"), [(0, False), (2, False), (1, True)])

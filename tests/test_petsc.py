@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_same_solution, poisson_loss
+from conftest import assert_same_solution, backend_problem, poisson_loss
 
 import nmm
 
@@ -34,11 +34,7 @@ def test_unknown_solver_string_lists_petsc():
 
 
 def _problem(h, degree):
-    exact = lambda x: jnp.sin(jnp.pi * x[0]) * jnp.sin(jnp.pi * x[1]) + x[0] * x[1]  # noqa: E731
-    f = lambda x: 2 * jnp.pi**2 * jnp.sin(jnp.pi * x[0]) * jnp.sin(jnp.pi * x[1])  # noqa: E731
-    dom = nmm.Domain.polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
-    V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=h), dom, degree=degree)
-    return V, nmm.Poisson(f=f, dirichlet=exact), exact
+    return backend_problem(h, degree)
 
 
 @pytest.mark.parametrize("degree", [0, 1])
