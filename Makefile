@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/weak_form_engine.py
 	$(PY) benchmarks/batch_solve.py
 	$(PY) benchmarks/cold_start.py
+	$(PY) benchmarks/fixed_cost.py
 
 bench-gpu: $(STAMP)
 	$(PY) benchmarks/gpu.py

@@ -10,12 +10,19 @@ pays: ``import``, JAX start-up, cutting the cover, tracing, compiling, assemblin
 The NMM processes share one new, empty compilation cache directory (``NMM_COMPILATION_CACHE``):
 run 1 starts with it empty (a first run), run 2 finds what run 1 wrote (a second run of the same
 script). Per run: seconds for the imports, the space, the first ``nmm.solve`` (trace + compile +
-assembly + solve) and a second solve in the same process (run time alone), the persistent cache's
-hits and misses (``jax.monitoring`` events) and the relative L2 error. Solvers: the default
-(``nmm.linalg.DenseLU()`` at this size: pure JAX, and the result is checked on the host after the
-call, so the compiled solve holds no callback and goes to the cache) and ``solver="direct"``
+assembly + solve; of it, by ``jax.monitoring``: lowering to MLIR, and XLA's compilation or the
+load of a cached executable; the rest is mostly tracing) and a second solve in the same process
+(run time alone), the persistent cache's hits and misses (``jax.monitoring`` events) and the
+relative L2 error. Solvers: the default (``nmm.linalg.DenseLU()`` at this size: pure JAX, and
+the result is checked on the host after the call, so the compiled solve holds no callback and goes
+to the cache) and ``solver="direct"``
 (SuperLU: an eager solve factors, solves and refines in Python around compiled assembly and
 residual programs, which hold no callback and go to the cache too).
+
+JAX's own floor, in the same run: fresh processes that import JAX alone and time a trivial
+``jax.jit`` and ``jax.jit(jnp.linalg.solve)`` of a dense system of NMM's size, with a
+compilation cache of their own (empty for the first, filled for the second): what any JAX
+program of this shape costs a first and a second run, before NMM does anything.
 
 Usage::
 
@@ -52,6 +59,13 @@ def _listen(name, **kw):
     elif name == "/jax/compilation_cache/cache_misses":
         events["misses"] += 1
 jax.monitoring.register_event_listener(_listen)
+durations = {"lower_s": 0.0, "backend_s": 0.0}
+def _duration(name, secs, **kw):
+    if name == "/jax/core/compile/jaxpr_to_mlir_module_duration":
+        durations["lower_s"] += secs
+    elif name == "/jax/core/compile/backend_compile_duration":  # a compilation, or a cache load
+        durations["backend_s"] += secs
+jax.monitoring.register_event_duration_secs_listener(_duration)
 t1 = time.perf_counter()
 exact = lambda x: jnp.sin(jnp.pi * x[0]) * jnp.sin(jnp.pi * x[1]) + x[0] * x[1]
 f = lambda x: 2 * jnp.pi**2 * jnp.sin(jnp.pi * x[0]) * jnp.sin(jnp.pi * x[1])
@@ -60,15 +74,38 @@ V = nmm.ManifoldSpace(nmm.MathCover.triangles(dom, h=0.5), dom, degree=7)
 t2 = time.perf_counter()
 solver = None if sys.argv[1] == "default" else "direct"
 prob = nmm.Poisson(f=f, dirichlet=exact)
+durations = dict.fromkeys(durations, 0.0)  # the first solve's alone
 u = nmm.solve(V, prob, solver=solver)
 jax.block_until_ready(u.coeffs)
 t3 = time.perf_counter()
+first = dict(durations)
 u2 = nmm.solve(V, prob, solver=solver)
 jax.block_until_ready(u2.coeffs)
 t4 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "space_s": t2 - t1, "first_solve_s": t3 - t2,
                   "second_solve_s": t4 - t3, "total_s": t3 - t0, "dofs": int(V.n_dofs),
-                  "rel_L2": float(nmm.errors(u, exact)["L2"]), **events}))
+                  "rel_L2": float(nmm.errors(u, exact)["L2"]), **events, **first}))
+"""
+
+CHILD_JAX = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import jax
+import jax.numpy as jnp
+import numpy as np
+jax.config.update("jax_compilation_cache_dir", sys.argv[1])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # cache everything
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+t1 = time.perf_counter()
+y = jax.jit(lambda x: jnp.sin(x) * 2.0 + 1.0)(np.ones(3))
+jax.block_until_ready(y)
+t2 = time.perf_counter()
+n = 324  # NMM's system here
+a = np.eye(n) * 4.0 + np.random.default_rng(0).standard_normal((n, n)) / n
+x = jax.jit(jnp.linalg.solve)(a, np.ones(n))
+jax.block_until_ready(x)
+t3 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "trivial_jit_s": t2 - t1, "dense_solve_s": t3 - t2}))
 """
 
 CHILD_SKFEM = r"""
@@ -143,6 +180,7 @@ def render(result: dict) -> str:
         "import s",
         "space s",
         "first solve s",
+        "of it: lowering / compile or load s",
         "second solve s",
         "script total s",
         "process s",
@@ -160,6 +198,7 @@ def render(result: dict) -> str:
                 r["import_s"],
                 r["space_s"],
                 r["first_solve_s"],
+                f"{r['lower_s']:.3g} / {r['backend_s']:.3g}" if "lower_s" in r else "-",
                 r["second_solve_s"],
                 r["total_s"],
                 r["process_wall_s"],
@@ -169,9 +208,22 @@ def render(result: dict) -> str:
         )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(_f(v) for v in row) + " |" for row in rows]
+    floor = [
+        "",
+        "JAX alone in fresh processes (one cache directory, every program cached): "
+        "`jax.jit` of sin(x)·2 + 1 on 3 numbers, and `jax.jit(jnp.linalg.solve)` of a dense "
+        "324 × 324 system (NMM's size here):",
+        "",
+        "| run | import jax s | trivial jit s | dense solve s |",
+        "|---|---|---|---|",
+    ]
+    floor += [
+        f"| {r['run']} | {_f(r['import_s'])} | {_f(r['trivial_jit_s'])} | {_f(r['dense_solve_s'])} |"
+        for r in result.get("jax_floor", [])
+    ]
     return (
         f"Machine: {m['machine']}, JAX {m['jax']}, nmm {m['nmm_git']}; load average "
-        f"{m['loadavg_start'][0]:.2f} at the start.\n\n" + "\n".join(lines)
+        f"{m['loadavg_start'][0]:.2f} at the start.\n\n" + "\n".join(lines + floor)
     )
 
 
@@ -193,6 +245,7 @@ def main(argv=None) -> None:
             "loadavg_start": os.getloadavg(),
         },
         "runs": [],
+        "jax_floor": [],
     }
     with tempfile.TemporaryDirectory() as cache:
         for solver in ("default", "direct"):
@@ -204,6 +257,9 @@ def main(argv=None) -> None:
                 )
                 result["runs"].append({"label": label, "run": run, **r})
                 print(f"  {label} run {run}: {r['total_s']:.2f} s", file=sys.stderr, flush=True)
+        for run in (1, 2):  # JAX alone: its own floor for a first and a second run
+            r = child(CHILD_JAX, str(Path(cache) / "jax"), user_env())
+            result["jax_floor"].append({"run": run, **r})
     for run in (1, 2):
         r = child(CHILD_SKFEM, "skfem", user_env())
         result["runs"].append({"label": "scikit-fem P4", "run": run, **r})
