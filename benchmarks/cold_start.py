@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from pathlib import Path
 
 T_START = time.perf_counter()
 
-from provenance import git_state, write_result  # noqa: E402 - shared by the benchmarks
+from provenance import run_meta, write_result  # noqa: E402 - shared by the benchmarks
 
 CHILD_NMM = r"""
 import json, sys, time
@@ -235,15 +234,8 @@ def main(argv=None) -> None:
     if args.render:
         print(render(json.loads(Path(args.render).read_text())))
         return
-    import jax
-
     result = {
-        "meta": {
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-            "jax": jax.__version__,
-            "nmm_git": git_state(),
-            "loadavg_start": os.getloadavg(),
-        },
+        "meta": run_meta(),
         "runs": [],
         "jax_floor": [],
     }

@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
-from poisson_vs_skfem import _nmm_problem, _skfem_problem, exact_np
-from provenance import git_state, write_result
+from poisson_vs_skfem import _nmm_problem, _skfem_problem, skfem_rel_l2
+from provenance import run_meta, write_result
 
 LEVELS = (1e-3, 1e-4, 1e-5, 1e-6)
 NMM_GRID = [(n, p) for n in (1, 2, 3) for p in range(1, 9)]
@@ -91,23 +88,12 @@ def run_skfem(n: int, order: int, reps: int) -> dict:
         return basis, fem.solve(*dirichlet_system(basis)[1])
 
     total_s, (basis, u) = best_of(solve, reps)
-
-    @fem.Functional
-    def err2(w):
-        return (w["u"] - exact_np(w.x[0], w.x[1])) ** 2
-
-    @fem.Functional
-    def norm2(w):
-        return exact_np(w.x[0], w.x[1]) ** 2
-
-    eb = fem.Basis(basis.mesh, elements[order](), intorder=2 * order + 4)
-    l2 = math.sqrt(err2.assemble(eb, u=eb.interpolate(u)) / norm2.assemble(eb))
     return {
         "code": f"P{order}",
         "case": f"n = {n}",
         "dofs": int(basis.N),
         "total_s": total_s,
-        "L2": l2,
+        "L2": skfem_rel_l2(basis.mesh, order, u),
     }
 
 
@@ -154,16 +140,8 @@ def main(argv=None) -> None:
     if args.render:
         print(render(json.loads(Path(args.render).read_text())))
         return
-    import jax
-
     result = {
-        "meta": {
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-            "jax": jax.__version__,
-            "nmm_git": git_state(),
-            "loadavg_start": os.getloadavg(),
-            "reps": args.reps,
-        },
+        "meta": {**run_meta(), "reps": args.reps},
         "runs": [],
     }
     for n, p in NMM_GRID:

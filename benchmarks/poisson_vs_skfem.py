@@ -379,6 +379,25 @@ def skfem_first_solve(n: int, order: int, solver: str = "default") -> dict:
     return {"geometry_s": t1 - t0, "solve_s": t2 - t1, "basis": basis, "x": x}
 
 
+def skfem_rel_l2(mesh, order: int, u) -> float:
+    """Relative L2 error of the P``order`` solution ``u`` on ``mesh``, on a finer quadrature than
+    the assembly's."""
+    import skfem as fem
+
+    elements, _ = _skfem_problem()
+
+    @fem.Functional
+    def err2(w):
+        return (w["u"] - exact_np(w.x[0], w.x[1])) ** 2
+
+    @fem.Functional
+    def norm2(w):
+        return exact_np(w.x[0], w.x[1]) ** 2
+
+    ebasis = fem.Basis(mesh, elements[order](), intorder=2 * order + 4)
+    return math.sqrt(err2.assemble(ebasis, u=ebasis.interpolate(u)) / norm2.assemble(ebasis))
+
+
 def run_skfem(n: int, order: int, solver: str, reps: int) -> dict:
     """One scikit-fem solve with Lagrange P``order`` on ``MeshTri.init_tensor`` (n×n squares)."""
     import skfem as fem
@@ -402,17 +421,7 @@ def run_skfem(n: int, order: int, solver: str, reps: int) -> dict:
         with clock("solve"):
             u = fem.solve(*system, solver=_skfem_solver(solver))
 
-    # relative L2 error on a finer quadrature than the assembly's
-    @fem.Functional
-    def err2(w):
-        return (w["u"] - exact_np(w.x[0], w.x[1])) ** 2
-
-    @fem.Functional
-    def norm2(w):
-        return exact_np(w.x[0], w.x[1]) ** 2
-
-    ebasis = fem.Basis(mesh, elements[order](), intorder=2 * order + 4)
-    l2 = math.sqrt(err2.assemble(ebasis, u=ebasis.interpolate(u)) / norm2.assemble(ebasis))
+    l2 = skfem_rel_l2(mesh, order, u)
     return {
         "code": "skfem",
         "method": f"skfem {SKFEM_ORDERS[order]}",

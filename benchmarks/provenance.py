@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import subprocess
 from pathlib import Path
 
@@ -20,6 +22,18 @@ def git_state() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + (" + local changes in nmm/" if dirty else "")
+
+
+def run_meta() -> dict:
+    """The machine, JAX's version, nmm's commit and the load average at the start of a run."""
+    import jax
+
+    return {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "jax": jax.__version__,
+        "nmm_git": git_state(),
+        "loadavg_start": os.getloadavg(),
+    }
 
 
 def write_result(result: dict, tables: str, out: str) -> None:
