@@ -24,23 +24,19 @@ def test_missing_petsc4py_names_the_extra(monkeypatch):
     with pytest.raises(ImportError, match=r'pip install "nmm\[petsc\]"'):
         nmm.linalg.PETSc()
     with pytest.raises(ImportError, match=r"nmm\[petsc\]"):
-        nmm.solve(*_problem(0.25, 0)[:2], solver="petsc")
+        nmm.solve(*backend_problem(0.25, 0)[:2], solver="petsc")
 
 
 def test_unknown_solver_string_lists_petsc():
-    V, prob, _ = _problem(0.25, 0)
+    V, prob, _ = backend_problem(0.25, 0)
     with pytest.raises(ValueError, match=r"solver must be one of .*'petsc'.* got 'mumps'"):
         nmm.solve(V, prob, solver="mumps")
-
-
-def _problem(h, degree):
-    return backend_problem(h, degree)
 
 
 @pytest.mark.parametrize("degree", [0, 1])
 def test_petsc_matches_the_direct_solver_values_and_gradients(degree):
     pytest.importorskip("petsc4py", reason=_REASON)
-    V, prob, exact = _problem(0.1, degree)
+    V, prob, exact = backend_problem(0.1, degree)
     u_ref = nmm.solve(V, prob)
     u = nmm.solve(V, prob, solver="petsc")
     assert int(u.info.result) == 0 and int(u.info.iterations) > 0
